@@ -1,0 +1,93 @@
+"""Our exception types, each mapped once to an OGC exception code and an HTTP status.
+
+Modules raise these; the manager turns them into pygeoapi's ``ProcessorExecuteError`` (or the
+job errors pygeoapi knows) at its edge, so the mapping to HTTP lives here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+
+class ArgoPluginError(Exception):
+    """Base: ``message`` is safe to show a client (no secrets, no internal URLs with tokens)."""
+
+    ogc_code = "NoApplicableCode"
+    http_status = HTTPStatus.INTERNAL_SERVER_ERROR
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidParameterValue(ArgoPluginError):
+    """An execute input (or query parameter) is malformed: nothing was submitted."""
+
+    ogc_code = "InvalidParameterValue"
+    http_status = HTTPStatus.BAD_REQUEST
+
+    def __init__(self, message: str, *, name: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class MissingParameterValue(InvalidParameterValue):
+    ogc_code = "MissingParameterValue"
+
+
+class ConfigurationError(ArgoPluginError):
+    """Settings or process configuration that cannot work; raised at start-up."""
+
+
+# --- Argo Server answers, mapped by ArgoClient -------------------------------------------------
+
+
+class ArgoError(ArgoPluginError):
+    """Any failed conversation with the Argo Server."""
+
+    ogc_code = "ServiceUnavailable"
+    http_status = HTTPStatus.BAD_GATEWAY
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ArgoNotFound(ArgoError):
+    ogc_code = "NotFound"
+    http_status = HTTPStatus.NOT_FOUND
+
+
+class ArgoConflict(ArgoError):
+    """409: the object exists already (a retried create of the same workflow is success)."""
+
+    ogc_code = "Conflict"
+    http_status = HTTPStatus.CONFLICT
+
+
+class ArgoUnauthorized(ArgoError):
+    """401/403: the token is missing, wrong or lacks rights. Never carries the token."""
+
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class ArgoUnavailable(ArgoError):
+    """Unreachable, timed out, or a 5xx after the retries: the client may try again later."""
+
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class ArgoRejected(ArgoError):
+    """400/422: Argo refused what we sent (e.g. a template that does not validate)."""
+
+    http_status = HTTPStatus.BAD_GATEWAY
+
+
+# --- storage -----------------------------------------------------------------------------------
+
+
+class StorageError(ArgoPluginError):
+    """S3 unreachable or refusing: results cannot be listed or signed right now."""
+
+    ogc_code = "ServiceUnavailable"
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE

