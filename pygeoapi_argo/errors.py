@@ -91,3 +91,32 @@ class StorageError(ArgoPluginError):
 
     ogc_code = "ServiceUnavailable"
     http_status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+# --- job store and results ---------------------------------------------------------------------
+
+
+class JobNotFound(ArgoPluginError):
+    """No job with this id in the job store."""
+
+    ogc_code = "NoSuchJob"
+    http_status = HTTPStatus.NOT_FOUND
+
+
+class JobConflict(ArgoPluginError):
+    """A job store write refused: the id exists already, or a status change would take a job back
+    (e.g. a dismissed job becoming successful). The job's stored state is unchanged."""
+
+    ogc_code = "Conflict"
+    http_status = HTTPStatus.CONFLICT
+
+
+class UnknownOutput(InvalidParameterValue):
+    """The execute request's ``outputs`` names an output the process (or the job's results) lacks."""
+
+
+class ResultsError(ArgoPluginError):
+    """A finished workflow's outputs cannot be read as results (e.g. a manifest naming a bare key
+    with no bucket to put it in). The job is recorded failed with this message."""
+
+    http_status = HTTPStatus.BAD_GATEWAY
