@@ -1,0 +1,244 @@
+"""Typed settings from pygeoapi's ``server.manager`` configuration and the environment.
+
+Each section is a frozen dataclass built by ``from_config(config, env)``: config keys win over
+environment variables, every value is checked once at start-up, and all problems are reported
+together in one ``ConfigurationError`` (one line per problem, naming the key), so an operator
+fixes a config file in one round instead of one error at a time.
+
+Reading is pure: no file is opened and no network is touched here. pygeoapi builds the manager
+while generating its OpenAPI document, often on a machine where token files and CA bundles of
+the cluster do not exist; those paths are read when the client first needs them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError
+
+ARGO_KEY = "server.manager.argo"
+
+# A Kubernetes namespace is a DNS-1123 label: an unset one must never reach a URL as "None".
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_BASE_HREF = re.compile(r"/([A-Za-z0-9._~!$&'()*+,;=:@%-]+/)*")
+
+
+class Secret:
+    """A string that never shows itself in a repr, a log line or an exception message."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class Problems:
+    """Collects one message per configuration problem; ``raise_if_any`` reports them all at once."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.messages: list[str] = []
+
+    def add(self, key: str, message: str) -> None:
+        self.messages.append(f"{self.prefix}.{key}: {message}")
+
+    def raise_if_any(self) -> None:
+        if self.messages:
+            raise ConfigurationError("invalid configuration:\n- " + "\n- ".join(self.messages))
+
+    def unknown_keys(self, config: Mapping[str, Any], known: set[str], hints: Mapping[str, str]) -> None:
+        for key in sorted(str(key) for key in set(config) - known):
+            hint = hints.get(key, f"known keys are {', '.join(sorted(known))}")
+            self.add(key, f"unknown key ({hint})")
+
+    def boolean(self, key: str, value: Any) -> bool | None:
+        """YAML booleans, and "true"/"false" as pygeoapi's ``${ENV}`` substitution yields them."""
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        self.add(key, f"must be true or false, not {value!r}")
+        return None
+
+    def number(self, key: str, value: Any, *, integer: bool, minimum: float,
+               maximum: float) -> float | int | None:
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            parsed = int(value) if integer else float(value)
+            if integer and isinstance(value, float | str) and float(value) != parsed:
+                raise ValueError
+        except (TypeError, ValueError):
+            kind = "an integer" if integer else "a number"
+            self.add(key, f"must be {kind}, not {value!r}")
+            return None
+        if not minimum <= parsed <= maximum:
+            self.add(key, f"must be between {minimum:g} and {maximum:g}, not {parsed:g}")
+            return None
+        return parsed
+
+    def path(self, key: str, value: Any) -> Path | None:
+        if not isinstance(value, str | Path) or not str(value).strip():
+            self.add(key, f"must be a file path, not {value!r}")
+            return None
+        return Path(str(value).strip()).expanduser()
+
+
+@dataclass(frozen=True)
+class ArgoSettings:
+    """Where the Argo Server is and how to talk to it.
+
+    ``server`` is ``scheme://host[:port]`` and ``base_href`` the path prefix with both slashes
+    (``/`` when none); ``base_url`` joins them with the trailing slash hera's ``urljoin`` needs.
+    The token comes either from ``token`` (``ARGO_TOKEN``) or from ``token_file``, which the client
+    re-reads when it changes (projected service-account tokens rotate).
+    """
+
+    server: str
+    namespace: str
+    base_href: str = "/"
+    token: Secret | None = None
+    token_file: Path | None = None
+    verify: bool = True
+    ca_bundle: Path | None = None
+    timeout: float = 30.0
+    retries: int = 3
+
+    KEYS = frozenset({"server", "namespace", "token_file", "verify", "ca_bundle", "timeout", "retries",
+                      "base_href"})
+
+    @property
+    def base_url(self) -> str:
+        return self.server + self.base_href
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None, env: Mapping[str, str]) -> ArgoSettings:
+        """Build from ``server.manager.argo`` with the Argo CLI's environment variables as defaults.
+
+        Environment, read as the ``argo`` CLI reads it: ``ARGO_SERVER`` is ``host:port`` (a scheme
+        is accepted too); without a scheme it is https unless ``ARGO_SECURE`` is exactly ``false``;
+        ``ARGO_INSECURE_SKIP_VERIFY=true`` (exactly) turns certificate checks off; ``ARGO_BASE_HREF``
+        is the path prefix; ``ARGO_TOKEN`` the token, with or without its ``Bearer `` prefix.
+        ``ARGO_HTTP1`` needs no support: this client always speaks the HTTP/1 JSON API.
+        """
+        if config is not None and not isinstance(config, Mapping):
+            raise ConfigurationError(f"{ARGO_KEY} must be a mapping, not {type(config).__name__}")
+        config = dict(config or {})
+        problems = Problems(ARGO_KEY)
+        problems.unknown_keys(config, set(cls.KEYS), {
+            "token": "never put a token in the configuration: use ARGO_TOKEN or token_file",
+        })
+        secure_default = env.get("ARGO_SECURE") != "false"
+
+        server, href_from_server = None, "/"
+        raw_server = config.get("server", env.get("ARGO_SERVER"))
+        if raw_server is None or (isinstance(raw_server, str) and not raw_server.strip()):
+            problems.add("server", "no Argo Server given: set it here or in ARGO_SERVER (host:port)")
+        else:
+            parsed = _parse_server(raw_server, secure_default)
+            if isinstance(parsed, str):
+                problems.add("server", parsed)
+            else:
+                server, href_from_server = parsed
+
+        base_href = href_from_server
+        raw_href = config.get("base_href", env.get("ARGO_BASE_HREF"))
+        if raw_href not in (None, ""):
+            href = _normalise_base_href(raw_href)
+            if href is None:
+                problems.add("base_href", f"must be a URL path such as /argo/, not {raw_href!r}")
+            elif href_from_server != "/" and href != href_from_server:
+                problems.add("base_href", f"{href!r} contradicts the path {href_from_server!r} of server")
+            else:
+                base_href = href
+
+        namespace = config.get("namespace", env.get("ARGO_NAMESPACE"))
+        if namespace is None or namespace == "":
+            problems.add("namespace", "required: set it here or in ARGO_NAMESPACE")
+        elif not isinstance(namespace, str) or not _DNS_LABEL.fullmatch(namespace):
+            problems.add("namespace", f"must be a Kubernetes namespace (DNS-1123 label), not {namespace!r}")
+
+        token_file = problems.path("token_file", config["token_file"]) if "token_file" in config else None
+        raw_token = (env.get("ARGO_TOKEN") or "").strip()
+        token = Secret(raw_token) if raw_token and token_file is None else None
+
+        verify = True
+        if "verify" in config:
+            verify = problems.boolean("verify", config["verify"])
+        elif env.get("ARGO_INSECURE_SKIP_VERIFY") == "true":
+            verify = False
+        ca_bundle = problems.path("ca_bundle", config["ca_bundle"]) if "ca_bundle" in config else None
+        if ca_bundle is not None and verify is False:
+            problems.add("ca_bundle", "is set but certificate verification is off (verify: false)")
+
+        timeout = cls.timeout
+        if "timeout" in config:
+            timeout = problems.number("timeout", config["timeout"], integer=False, minimum=0.1, maximum=3600)
+        retries = cls.retries
+        if "retries" in config:
+            retries = problems.number("retries", config["retries"], integer=True, minimum=0, maximum=10)
+
+        problems.raise_if_any()
+        return cls(server=server, namespace=namespace, base_href=base_href, token=token,
+                   token_file=token_file, verify=verify, ca_bundle=ca_bundle, timeout=timeout,
+                   retries=retries)
+
+
+def _parse_server(value: Any, secure_default: bool) -> tuple[str, str] | str:
+    """``(scheme://host[:port], base_href)`` or a message saying what is wrong."""
+    if not isinstance(value, str):
+        return f"must be a URL or host:port, not {value!r}"
+    text = value.strip()
+    if "://" not in text:
+        text = ("https://" if secure_default else "http://") + text
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # raises ValueError for a port that is not a number in range
+    except ValueError:
+        return f"not a valid URL or host:port: {value!r}"
+    if parts.scheme not in ("http", "https"):
+        return f"scheme must be http or https, not {parts.scheme!r}"
+    if not parts.hostname:
+        return f"no host in {value!r}"
+    if parts.username is not None or parts.password is not None:
+        return "must not carry credentials: use ARGO_TOKEN or token_file"
+    if parts.query or parts.fragment:
+        return f"must not have a query or fragment: {value!r}"
+    if "{" in text or "}" in text:
+        return f"must not contain braces: {value!r}"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    netloc = host if port is None else f"{host}:{port}"
+    href = _normalise_base_href(parts.path) if parts.path not in ("", "/") else "/"
+    if href is None:
+        return f"has an invalid path: {value!r}"
+    return f"{parts.scheme}://{netloc}", href
+
+
+def _normalise_base_href(value: Any) -> str | None:
+    """``argo``, ``/argo`` and ``/argo/`` all become ``/argo/``; ``None`` if not a plain path."""
+    if not isinstance(value, str):
+        return None
+    path = "/" + value.strip().strip("/") + "/"
+    path = path.replace("//", "/")
+    if not _BASE_HREF.fullmatch(path) or any(seg in (".", "..") for seg in path.split("/")):
+        return None
+    return path
