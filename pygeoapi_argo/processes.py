@@ -17,6 +17,9 @@ Where a description comes from:
   ``pygeoapi.io/keywords`` (comma-separated), ``pygeoapi.io/version`` (default ``1.0.0``).
 - **outputs**: configuration ``outputs`` or the annotation ``pygeoapi.io/outputs`` (name → media type or
   OGC output description); default one JSON output ``results``.
+- **job control**: configuration ``job_control_options`` or the annotation
+  ``pygeoapi.io/job-control-options`` (comma-separated ``sync-execute``/``async-execute``); default
+  async only, so a client that sends no ``Prefer`` (eodash) gets a job to poll.
 
 Every input has ``maxOccurs: 1``: one input is one Argo parameter (many values: an array schema).
 Schemas use OpenAPI 3.0 keywords only, as OGC's ``process.yaml`` requires.
@@ -52,6 +55,8 @@ ANNOTATION_KEYWORDS = "pygeoapi.io/keywords"
 ANNOTATION_VERSION = "pygeoapi.io/version"
 ANNOTATION_INPUTS = "pygeoapi.io/inputs"
 ANNOTATION_OUTPUTS = "pygeoapi.io/outputs"
+ANNOTATION_JOB_CONTROL = "pygeoapi.io/job-control-options"
+JOB_CONTROL_OPTIONS = ("sync-execute", "async-execute")
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 CRS84H = "http://www.opengis.net/def/crs/OGC/0/CRS84h"
@@ -158,9 +163,20 @@ def describe_template(process_id: str, template: Template, options: ProcessOptio
         "inputs": _inputs(template, options, where),
         "outputs": _outputs(
             options.outputs or _annotation(annotations, ANNOTATION_OUTPUTS, where) or RESULTS_OUTPUT, where),
-        "jobControlOptions": list(options.job_control_options or DEFAULT_JOB_CONTROL),
+        "jobControlOptions": list(options.job_control_options or _job_control(annotations, where)),
         "outputTransmission": ["value", "reference"],
     }
+
+
+def _job_control(annotations: Mapping[str, str], where: str) -> tuple[str, ...]:
+    text = annotations.get(ANNOTATION_JOB_CONTROL)
+    if text is None:
+        return DEFAULT_JOB_CONTROL
+    options = tuple(o.strip() for o in text.split(",") if o.strip())
+    if not options or set(options) - set(JOB_CONTROL_OPTIONS):
+        raise ConfigurationError(f"{where}: annotation {ANNOTATION_JOB_CONTROL} must list "
+                                 f"{' and/or '.join(JOB_CONTROL_OPTIONS)}, not {text!r}")
+    return options
 
 
 def placeholder(process_id: str, options: ProcessOptions, reason: str) -> dict[str, Any]:

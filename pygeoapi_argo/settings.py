@@ -12,6 +12,7 @@ the cluster do not exist; those paths are read when the client first needs them.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -242,3 +243,145 @@ def _normalise_base_href(value: Any) -> str | None:
     if not _BASE_HREF.fullmatch(path) or any(seg in (".", "..") for seg in path.split("/")):
         return None
     return path
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """The S3 endpoint results live on; credentials come the boto3 way (env, profile, role)."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    bucket: str | None = None  # the artifact repository's bucket: holds key-only artifacts and bare keys
+    presign_ttl: int = 3600
+    addressing_style: str = "path"
+    profile: str | None = None
+
+    KEYS = ("endpoint_url", "region", "bucket", "presign_ttl", "addressing_style", "profile")
+
+    def boto_options(self) -> dict[str, Any]:
+        return {"endpoint_url": self.endpoint_url, "region": self.region, "presign_ttl": self.presign_ttl,
+                "addressing_style": self.addressing_style, "profile": self.profile}
+
+
+@dataclass(frozen=True)
+class DismissSettings:
+    """What ``DELETE /jobs/{id}`` does beyond recording the job ``dismissed``."""
+
+    strategy: str = "terminate"  # Argo's terminate (no exit handler) or stop (exit handler runs)
+    delete_workflow: bool = False  # delete a finished job's workflow from Argo
+    delete_results: bool = False  # delete a job's S3 results
+
+    KEYS = ("strategy", "delete_workflow", "delete_results")
+
+
+@dataclass(frozen=True)
+class ManagerSettings:
+    """``server.manager`` of the pygeoapi configuration."""
+
+    argo: ArgoSettings
+    connection: str = "sqlite:///pygeoapi-argo-jobs.db"
+    output_dir: str | None = None
+    storage: StorageSettings = StorageSettings()
+    dismiss: DismissSettings = DismissSettings()
+    describe_ttl: float = 60.0
+    max_request_bytes: int = 1024 * 1024
+
+    # ``name`` picks the plugin and ``processes`` is added by pygeoapi itself.
+    KEYS = ("name", "processes", "connection", "output_dir", "argo", "storage", "dismiss", "describe_ttl",
+            "max_request_bytes")
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], env: Mapping[str, str] | None = None) -> ManagerSettings:
+        problems = Problems("server.manager")
+        problems.unknown_keys(config, set(cls.KEYS), {})
+        connection = config.get("connection") or cls.connection
+        if not isinstance(connection, str) or not re.match(r"(sqlite|postgresql)(\+\w+)?://", connection):
+            problems.add("connection", f"must be a sqlite:/// or postgresql:// URL, not {connection!r}")
+        output_dir = config.get("output_dir")
+        if output_dir is not None and not (isinstance(output_dir, str) and output_dir.startswith("s3://")):
+            problems.add("output_dir", f"must be an s3:// URL, not {output_dir!r}")
+
+        storage = _section(problems, "storage", config.get("storage"), StorageSettings)
+        if storage is not None:
+            ttl = problems.number("storage.presign_ttl", storage.presign_ttl, integer=True, minimum=1,
+                                  maximum=7 * 24 * 3600)
+            if storage.addressing_style not in ("path", "virtual", "auto"):
+                problems.add("storage.addressing_style", "must be path, virtual or auto")
+            storage = StorageSettings(**{**storage.__dict__, "presign_ttl": int(ttl or 3600)})
+        dismiss = _section(problems, "dismiss", config.get("dismiss"), DismissSettings)
+        if dismiss is not None:
+            if dismiss.strategy not in ("terminate", "stop"):
+                problems.add("dismiss.strategy", f"must be terminate or stop, not {dismiss.strategy!r}")
+            for key in ("delete_workflow", "delete_results"):
+                problems.boolean(f"dismiss.{key}", getattr(dismiss, key))
+        ttl = problems.number("describe_ttl", config.get("describe_ttl", cls.describe_ttl), integer=False,
+                              minimum=0, maximum=86400)
+        max_bytes = problems.number("max_request_bytes",
+                                    config.get("max_request_bytes", cls.max_request_bytes),
+                                    integer=True, minimum=1024, maximum=1024**3)
+        try:
+            argo = ArgoSettings.from_config(config.get("argo"), os.environ if env is None else env)
+        except ConfigurationError as err:
+            problems.messages.append(err.message.removeprefix("invalid configuration:\n- "))
+            argo = None
+        problems.raise_if_any()
+        return cls(argo=argo, connection=connection, output_dir=output_dir, storage=storage, dismiss=dismiss,
+                   describe_ttl=ttl, max_request_bytes=max_bytes)
+
+
+@dataclass(frozen=True)
+class ProcessSettings:
+    """A process's ``processor`` section: which template it runs and how it is offered."""
+
+    process_id: str
+    workflow_template: str
+    cluster_scope: bool = False
+    entrypoint: str | None = None
+    inputs: Mapping[str, Any] | None = None
+    outputs: Mapping[str, Any] | None = None
+    job_control_options: tuple[str, ...] | None = None
+    sync_timeout: float = 60.0
+    results_parameter: str = "results"  # EOX's workflows publish theirs as "urls"
+
+    KEYS = ("name", "workflow_template", "cluster_scope", "entrypoint", "inputs", "outputs",
+            "job_control_options", "sync_timeout", "results_parameter", "allow_internal_requests")
+
+    @classmethod
+    def from_config(cls, process_id: str, resource: Mapping[str, Any]) -> ProcessSettings:
+        problems = Problems(f"resources.{process_id}.processor")
+        processor = resource.get("processor") or {}
+        problems.unknown_keys(processor, set(cls.KEYS), {})
+        template = processor.get("workflow_template")
+        if not isinstance(template, str) or not template:
+            problems.add("workflow_template", "required: the name of the WorkflowTemplate to run")
+        cluster_scope = problems.boolean("cluster_scope", processor.get("cluster_scope", False))
+        options = processor.get("job_control_options")
+        if options is not None:
+            if isinstance(options, str):
+                options = [options]
+            bad = [o for o in options if o not in ("sync-execute", "async-execute")]
+            if bad or not options:
+                problems.add("job_control_options", "a list of sync-execute and/or async-execute")
+            options = tuple(options)
+        for key in ("inputs", "outputs"):
+            if processor.get(key) is not None and not isinstance(processor[key], Mapping):
+                problems.add(key, "must be a mapping of names to descriptions")
+        sync_timeout = problems.number("sync_timeout", processor.get("sync_timeout", cls.sync_timeout),
+                                       integer=False, minimum=0, maximum=3600)
+        problems.raise_if_any()
+        return cls(process_id=process_id, workflow_template=template, cluster_scope=bool(cluster_scope),
+                   entrypoint=processor.get("entrypoint"), inputs=processor.get("inputs"),
+                   outputs=processor.get("outputs"), job_control_options=options, sync_timeout=sync_timeout,
+                   results_parameter=processor.get("results_parameter", cls.results_parameter))
+
+
+def _section[T](problems: Problems, key: str, config: Any, kind: type[T]) -> T | None:
+    """A flat sub-section as its dataclass, unknown keys reported."""
+    if config is None:
+        return kind()
+    if not isinstance(config, Mapping):
+        problems.add(key, f"must be a mapping, not {type(config).__name__}")
+        return None
+    for name in sorted(set(config) - set(kind.KEYS)):
+        problems.add(f"{key}.{name}", f"unknown key (known keys are {', '.join(kind.KEYS)})")
+    return kind(**{k: v for k, v in config.items() if k in kind.KEYS})

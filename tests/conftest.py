@@ -156,3 +156,73 @@ def start_emulator(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> It
 @pytest.fixture(scope="session")
 def emulator(start_emulator: EmulatorFactory) -> Emulator:
     return start_emulator()
+
+
+@dataclass
+class Pygeoapi:
+    url: str
+    config: Path
+    proc: subprocess.Popen
+
+    def stop(self) -> None:
+        stop(self.proc)
+
+
+PygeoapiFactory = Callable[..., Pygeoapi]
+
+
+@pytest.fixture(scope="session")
+def start_pygeoapi(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PygeoapiFactory]:
+    """pygeoapi with our manager, served by gunicorn (``pygeoapi-argo serve``) as a child process.
+
+    ``manager`` entries override the manager config; ``processes`` override processor options per
+    process; pass ``config`` (a path written before) to restart a server on the same job store.
+    """
+    import yaml
+
+    from pygeoapi_argo.cli import pygeoapi_config, read_templates, resources_for
+
+    started: list[subprocess.Popen] = []
+
+    def start(emulator: Emulator, *, manager: dict | None = None, processes: dict | None = None,
+              config: Path | None = None, port: int | None = None) -> Pygeoapi:
+        state = tmp_path_factory.mktemp("pygeoapi")
+        if config is None:
+            port = port or free_port()
+            resources = resources_for(read_templates(TEMPLATES))
+            for pid, options in (processes or {}).items():
+                resources[pid]["processor"].update(options)
+            conf = {
+                "name": "pygeoapi_argo.ArgoManager",
+                "connection": f"sqlite:///{state / 'jobs.db'}",
+                "output_dir": "s3://results/jobs/",
+                "argo": {"server": emulator.url, "namespace": emulator.namespace},
+                "storage": {"endpoint_url": s3.endpoint_url, "bucket": "artifacts", "presign_ttl": 600},
+                **(manager or {}),
+            }
+            url = f"http://127.0.0.1:{port}"
+            config = state / "pygeoapi.yml"
+            config.write_text(yaml.safe_dump(pygeoapi_config(url=url, host="127.0.0.1", port=port,
+                                                             manager=conf, resources=resources)))
+        else:
+            port = yaml.safe_load(config.read_text())["server"]["bind"]["port"]
+            url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, **s3.env}
+        if emulator.token:
+            env["ARGO_TOKEN"] = emulator.token
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pygeoapi_argo.cli", "serve", "--config", str(config), "--port", str(port),
+             "--workers", "2", "--state-dir", str(state)], env=env, cwd=ROOT)
+        started.append(proc)
+        wait_http(f"{url}/conformance", timeout=60, proc=proc)
+        return Pygeoapi(url=url, config=config, proc=proc)
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            stop(proc)
+
+
+@pytest.fixture(scope="session")
+def pygeoapi(start_pygeoapi: PygeoapiFactory, emulator: Emulator) -> Pygeoapi:
+    return start_pygeoapi(emulator)
