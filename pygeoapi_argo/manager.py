@@ -36,6 +36,7 @@ from .errors import (
     ArgoError,
     ArgoNotFound,
     ArgoPluginError,
+    ArgoUnavailable,
     JobConflict,
     ResultsError,
     StorageError,
@@ -109,6 +110,7 @@ class ArgoManager(BaseManager):
     ) -> tuple[str, str | None, Any, JobStatus, dict[str, str] | None]:
         try:
             description = self.catalog.describe(process_id)
+            entrypoint = self.catalog.entry_template(process_id)
             parameters = ogc_inputs.to_parameters(description, data_dict)
             selected = results.select_outputs(description, requested_outputs)
         except ArgoPluginError as err:
@@ -128,7 +130,7 @@ class ArgoManager(BaseManager):
         )
         self.store.add(record)
         try:
-            self._submit(record, conf, self.catalog.entry_template(process_id), parameters)
+            self._submit(record, conf, entrypoint, parameters)
         except ArgoError as err:
             failed_at = datetime.now(UTC)
             self.store.update(job_id, status=JobStatus.failed.value, finished=failed_at, updated=failed_at,
@@ -184,6 +186,14 @@ class ArgoManager(BaseManager):
         except ArgoConflict:
             LOGGER.info("workflow %s exists already: a retried submit, taken as success",
                         record.workflow_name)
+        except ArgoUnavailable as err:
+            # A create whose answer was lost may still have created the workflow: look before
+            # recording the job failed while its workflow runs.
+            try:
+                self.argo.get_workflow(record.workflow_name, fields="metadata.name")
+            except ArgoError:
+                raise err from None
+            LOGGER.info("workflow %s was created although its create call failed", record.workflow_name)
 
     def _wait(self, record: JobRecord, timeout: float) -> JobRecord:
         deadline = time.monotonic() + timeout

@@ -26,13 +26,13 @@ from urllib.parse import urlparse
 import jsonschema
 import requests
 
-SWAGGER_PATH = Path(__file__).resolve().parent.parent.parent / "shared" / "argo" / "swagger.json"
+SWAGGER_PATH = Path(__file__).resolve().parent / "reference" / "argo" / "swagger.json"
 ERROR_DEFINITION = "grpc.gateway.runtime.Error"
 
 
 @cache
 def swagger() -> dict[str, Any]:
-    """The spec with the two relaxations Argo itself needs (see shared/argo/README.md)."""
+    """The spec with the two relaxations Argo itself needs (see tests/reference/argo/README.md)."""
     spec = json.loads(SWAGGER_PATH.read_text())
     definitions = spec["definitions"]
     definitions["io.k8s.apimachinery.pkg.util.intstr.IntOrString"] = {"type": ["string", "integer"]}

@@ -24,7 +24,7 @@ from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "config" / "workflow-templates"
-SHARED = ROOT.parent / "shared"
+REFERENCE = ROOT / "tests" / "reference"  # copies of the Argo swagger and the OGC schemas
 S3_ACCESS_KEY = "testaccesskey"
 S3_SECRET_KEY = "testsecretkey123"  # rclone refuses very short keys
 BUCKETS = ("artifacts", "results")
@@ -176,7 +176,8 @@ def start_pygeoapi(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> It
     """pygeoapi with our manager, served by gunicorn (``pygeoapi-argo serve``) as a child process.
 
     ``manager`` entries override the manager config; ``processes`` override processor options per
-    process; pass ``config`` (a path written before) to restart a server on the same job store.
+    process; ``resources`` adds pygeoapi resources (processes of templates a test created); pass
+    ``config`` (a path written before) to restart a server on the same job store.
     """
     import yaml
 
@@ -185,11 +186,11 @@ def start_pygeoapi(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> It
     started: list[subprocess.Popen] = []
 
     def start(emulator: Emulator, *, manager: dict | None = None, processes: dict | None = None,
-              config: Path | None = None, port: int | None = None) -> Pygeoapi:
+              resources: dict | None = None, config: Path | None = None, port: int | None = None) -> Pygeoapi:
         state = tmp_path_factory.mktemp("pygeoapi")
         if config is None:
             port = port or free_port()
-            resources = resources_for(read_templates(TEMPLATES))
+            resources = {**resources_for(read_templates(TEMPLATES)), **(resources or {})}
             for pid, options in (processes or {}).items():
                 resources[pid]["processor"].update(options)
             conf = {

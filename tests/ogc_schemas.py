@@ -1,4 +1,4 @@
-"""Validate documents against the official OGC API - Processes 1.0 schemas (``../shared/ogcapi-processes``).
+"""Validate documents against the official OGC API - Processes 1.0 schemas (tests/reference/).
 
 Import it from any test (``tests/`` is on ``sys.path`` through its ``conftest.py``)::
 
@@ -26,7 +26,7 @@ from jsonschema import Draft4Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-OGC_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "ogcapi-processes"
+OGC_ROOT = Path(__file__).resolve().parent / "reference" / "ogcapi-processes"
 
 
 def _lenient(node: Any, *, under_properties: bool = False) -> Any:

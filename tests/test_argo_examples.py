@@ -1,4 +1,4 @@
-"""The six upstream Argo examples (../shared/argo/examples) run in the emulator's engine as on a cluster."""
+"""The six upstream Argo examples (tests/reference/argo/examples) run in the emulator as on a cluster."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pygeoapi_argo.emulator.controller import Controller, ControllerSettings
 from pygeoapi_argo.emulator.nodes import node_id, pod_name
 from pygeoapi_argo.emulator.state import Cluster
 
-EXAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "argo" / "examples"
+EXAMPLES = Path(__file__).resolve().parent / "reference" / "argo" / "examples"
 
 
 def example(name: str) -> list[dict]:

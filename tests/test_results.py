@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from conftest import SHARED, S3Server
+from conftest import REFERENCE, S3Server
 from hera.workflows.models import Workflow
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
@@ -21,7 +21,7 @@ from pygeoapi_argo import results
 from pygeoapi_argo.errors import InvalidParameterValue, ResultsError, UnknownOutput
 from pygeoapi_argo.storage import Storage
 
-OGC = SHARED / "ogcapi-processes" / "schemas"
+OGC = REFERENCE / "ogcapi-processes" / "schemas"
 
 
 def _lenient(node: Any, parent: str | None = None) -> Any:

@@ -17,7 +17,7 @@ from pygeoapi.util import JobStatus as PygeoapiJobStatus
 from pygeoapi_argo.status import JobStatus, from_workflow, vanished
 
 DATA = Path(__file__).parent / "data" / "argo"
-SWAGGER = Path(__file__).resolve().parent.parent.parent / "shared" / "argo" / "swagger.json"
+SWAGGER = Path(__file__).resolve().parent / "reference" / "argo" / "swagger.json"
 
 
 def raw(name: str) -> dict[str, Any]:
