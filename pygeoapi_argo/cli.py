@@ -48,8 +48,9 @@ def resources_for(templates: list[dict]) -> dict[str, dict]:
     return resources
 
 
-def pygeoapi_config(*, url: str, host: str, port: int, manager: dict, resources: dict) -> dict:
-    """A complete pygeoapi configuration around our manager."""
+def pygeoapi_config(*, url: str, host: str, port: int, manager: dict, resources: dict,
+                    logfile: Path | None = None) -> dict:
+    """A complete pygeoapi configuration around our manager (logging to stdout unless ``logfile``)."""
     return {
         "server": {
             "bind": {"host": host, "port": port},
@@ -64,7 +65,7 @@ def pygeoapi_config(*, url: str, host: str, port: int, manager: dict, resources:
                     "attribution": "&copy; OpenStreetMap contributors"},
             "manager": manager,
         },
-        "logging": {"level": "WARNING"},
+        "logging": {"level": "WARNING", **({"logfile": str(logfile)} if logfile else {})},
         "metadata": {
             "identification": {
                 "title": "pygeoapi-argo", "description": "OGC API - Processes over Argo Workflows",
@@ -201,7 +202,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         config = state / "pygeoapi.yml"
         resources = resources_for(read_templates(Path(args.templates)))
         config.write_text(yaml.safe_dump(pygeoapi_config(url=url, host="127.0.0.1", port=args.port,
-                                                         manager=manager, resources=resources)))
+                                                         manager=manager, resources=resources,
+                                                         logfile=state / "pygeoapi.log")))
         api = start([sys.executable, "-m", "pygeoapi_argo.cli", "serve", "--config", str(config),
                      "--port", str(args.port), "--state-dir", str(state)])
         _wait(f"{url}/processes", api, "pygeoapi")
@@ -213,7 +215,7 @@ Try it:
        -d '{{"inputs": {{"message": "hello Argo"}}}}'      # 201, Location: {url}/jobs/<id>
   curl -s {url}/jobs/<id>            # status
   curl -s {url}/jobs/<id>/results    # results (signed S3 URLs)
-Argo emulator: {argo_url}   S3: {s3_url}   state: {state}
+Argo emulator: {argo_url}   S3: {s3_url}   state and logs: {state}
 Ctrl-C stops everything.""", flush=True)
         signal.signal(signal.SIGTERM, _interrupt)
         api.wait()
