@@ -322,16 +322,21 @@ def _host_mapped(
 
 
 def _terminate(proc: subprocess.Popen) -> None:
-    """SIGTERM the pod's process group, SIGKILL after a short grace period."""
+    """SIGTERM the pod's process group, then SIGKILL whatever of the group is left.
+
+    The SIGKILL is sent even when bwrap itself has exited: a SIGTERM that lands while bwrap is still
+    setting up can kill bwrap before its sandboxed child exists (and before ``--die-with-parent``
+    holds), and the namespace's init ignores SIGTERM from outside. Survivors keep the group id, and
+    would hold the log pipes open until they end on their own.
+    """
     try:
         os.killpg(proc.pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(_KILL_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def remove_tree(path: Path) -> None:
