@@ -37,6 +37,7 @@ from .errors import (
     ArgoNotFound,
     ArgoPluginError,
     ArgoUnavailable,
+    InvalidParameterValue,
     JobConflict,
     ResultsError,
     StorageError,
@@ -113,9 +114,12 @@ class ArgoManager(BaseManager):
             entrypoint = self.catalog.entry_template(process_id)
             parameters = ogc_inputs.to_parameters(description, data_dict)
             selected = results.select_outputs(description, requested_outputs)
+            response = requested_response or RequestedResponse.raw.value
+            if response not in (RequestedResponse.raw.value, RequestedResponse.document.value):
+                raise InvalidParameterValue(f"'response' must be raw or document, not {response!r}",
+                                            name="response")
         except ArgoPluginError as err:
             raise ogc_error(err) from err
-        response = requested_response or RequestedResponse.raw.value
         sync = self._runs_sync(description, execution_mode)
         conf = self.process_settings[process_id]
 
@@ -253,6 +257,10 @@ class ArgoManager(BaseManager):
             raise JobNotFoundError(job_id)
         return record
 
+    def job(self, job_id: str) -> JobRecord:
+        """The job as it is now (refreshed from Argo unless finished); ``JobNotFoundError`` if unknown."""
+        return self._refresh(self._record(job_id))
+
     def _job_dict(self, record: JobRecord) -> dict:
         """The job shape pygeoapi's API functions read."""
         return {
@@ -274,7 +282,7 @@ class ArgoManager(BaseManager):
         }
 
     def get_job(self, job_id: str) -> dict:
-        return self._job_dict(self._refresh(self._record(job_id)))
+        return self._job_dict(self.job(job_id))
 
     def get_jobs(self, status: JobStatus | None = None, limit: int | None = None,
                  offset: int | None = None) -> dict:
@@ -300,7 +308,7 @@ class ArgoManager(BaseManager):
     # --- results -------------------------------------------------------------------------------
 
     def get_job_result(self, job_id: str) -> tuple[str, Any]:
-        record = self._refresh(self._record(job_id))
+        record = self.job(job_id)
         if record.status != JobStatus.successful.value:
             raise JobResultNotFoundError(job_id)
         return self._result_content(record, raw=False)
@@ -317,7 +325,7 @@ class ArgoManager(BaseManager):
     # --- dismiss -------------------------------------------------------------------------------
 
     def delete_job(self, job_id: str) -> bool:
-        record = self._refresh(self._record(job_id))
+        record = self.job(job_id)
         if record.status == JobStatus.dismissed.value:
             return True
         dismiss = self.settings.dismiss

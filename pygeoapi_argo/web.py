@@ -6,7 +6,9 @@ pygeoapi 0.24 must run unpatched, so everything it does not do for us is added a
   ``links[1]``, where eodash reads it;
 - results of a failed job answer the failure reason instead of pygeoapi's bare "job failed";
 - a process whose description cannot be read from Argo answers 503, not a stub description;
-- bodies over the configured size answer an OGC 400 instead of Werkzeug's HTML 413.
+- execute bodies over the configured size, not UTF-8, or not a JSON object answer an OGC 400
+  (pygeoapi answers Werkzeug's HTML 413 or a 500);
+- results of a dismissed job answer 404.
 
 CORS (with ``Location`` exposed) is pygeoapi's own ``server.cors: true`` (flask-cors).
 pygeoapi reads ``PYGEOAPI_CONFIG``/``PYGEOAPI_OPENAPI`` when its Flask module is imported, so this
@@ -19,6 +21,7 @@ import json
 from http import HTTPStatus
 
 from flask import Flask, Response, request
+from pygeoapi.process.base import JobNotFoundError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .errors import ArgoPluginError
@@ -49,6 +52,20 @@ def status_info(job: dict, job_url: str) -> None:
     ]
 
 
+def _refuse_bad_body() -> Response | None:
+    """pygeoapi answers 500 for an execute body that is not UTF-8 or not a JSON object."""
+    try:
+        body = json.loads(request.get_data().decode("utf-8"))
+    except UnicodeDecodeError:
+        return _exception(HTTPStatus.BAD_REQUEST, "InvalidParameterValue", "the request body is not UTF-8")
+    except ValueError:
+        return None  # pygeoapi's own 400 for JSON it cannot parse
+    if not isinstance(body, dict):
+        return _exception(HTTPStatus.BAD_REQUEST, "InvalidParameterValue",
+                          "the execute request must be a JSON object with 'inputs'")
+    return None
+
+
 def create_app() -> Flask:
     from pygeoapi import flask_app
 
@@ -71,10 +88,14 @@ def create_app() -> Flask:
                           f"request body larger than {manager.settings.max_request_bytes} bytes")
 
     @app.before_request
-    def refuse_undescribable_process() -> Response | None:
+    def check_process_request() -> Response | None:
         args = request.view_args or {}
         process_id = args.get("process_id")
-        if request.method != "GET" or process_id not in manager.processes:
+        if process_id not in manager.processes:
+            return None
+        if request.method == "POST":
+            return _refuse_bad_body()
+        if request.method != "GET":
             return None
         try:
             manager.catalog.describe(process_id)
@@ -86,10 +107,15 @@ def create_app() -> Flask:
     original_results = app.view_functions["pygeoapi.get_job_result"]
 
     def job_results(job_id: str) -> Response:
-        record = manager.store.get(job_id)
-        if record is not None and record.status == "failed":
+        try:
+            record = manager.job(job_id)
+        except JobNotFoundError:
+            return original_results(job_id=job_id)  # pygeoapi's 404
+        if record.status == "failed":
             return _exception(HTTPStatus.BAD_REQUEST, "JobFailed",
                               f"job {job_id} failed: {record.message or 'no reason recorded'}")
+        if record.status == "dismissed":
+            return _exception(HTTPStatus.NOT_FOUND, "NoSuchJob", f"job {job_id} was dismissed")
         return original_results(job_id=job_id)
 
     app.view_functions["pygeoapi.get_job_result"] = job_results
