@@ -8,6 +8,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -134,25 +135,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # --- demo ------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    import socket
-
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for servers that cannot report the one they bound)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def _wait(url: str, proc: subprocess.Popen, what: str, timeout: float = 60) -> None:
+def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 60) -> None:
+    """Wait until something answers HTTP at ``url`` (any status), or ``proc`` exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{what} exited with {proc.returncode}")
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode} before answering {url}")
         try:
             requests.get(url, timeout=2)
             return
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise SystemExit(f"{what} did not answer at {url}")
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing answered at {url} within {timeout:g} s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _interrupt(*_: Any) -> None:
@@ -166,7 +177,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for bucket in ("artifacts", "results"):
         (s3_root / bucket).mkdir(parents=True)
     access, secret = secrets.token_hex(8), secrets.token_hex(16)
-    s3_url = f"http://127.0.0.1:{_free_port()}"
+    s3_url = f"http://127.0.0.1:{free_port()}"
     env = {**os.environ, "AWS_ACCESS_KEY_ID": access, "AWS_SECRET_ACCESS_KEY": secret,
            "AWS_DEFAULT_REGION": "us-east-1"}
     bindir = Path(sys.executable).parent
@@ -181,7 +192,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         s3 = start([rclone, "serve", "s3", "--auth-key", f"{access},{secret}", "--addr", s3_url[7:],
                     str(s3_root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait(s3_url, s3, "rclone serve s3")
+        wait_http(s3_url, s3)
         secrets_file = state / "secrets.yaml"
         secrets_file.write_text("demo-credentials:\n  api-token: demo-token\n")
         emulator = start([sys.executable, "-m", "pygeoapi_argo.emulator", "--host", "127.0.0.1",
@@ -190,7 +201,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                           "s3://artifacts", "--s3-endpoint", s3_url, "--secrets", str(secrets_file)],
                          stdout=subprocess.PIPE, text=True)
         argo_url = emulator.stdout.readline().split()[-1]
-        _wait(f"{argo_url}/api/v1/version", emulator, "Argo emulator")
+        wait_http(f"{argo_url}/api/v1/version", emulator)
         url = f"http://127.0.0.1:{args.port}"
         manager = {
             "name": "pygeoapi_argo.ArgoManager",
@@ -206,7 +217,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                                          logfile=state / "pygeoapi.log")))
         api = start([sys.executable, "-m", "pygeoapi_argo.cli", "serve", "--config", str(config),
                      "--port", str(args.port), "--state-dir", str(state)])
-        _wait(f"{url}/processes", api, "pygeoapi")
+        wait_http(f"{url}/processes", api)
         print(f"ready {url}", flush=True)
         print(f"""
 Try it:
@@ -223,12 +234,7 @@ Ctrl-C stops everything.""", flush=True)
         pass
     finally:
         for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
     return 0
 
 

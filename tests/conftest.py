@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
 import pytest
-import requests
 from botocore.config import Config
+
+from pygeoapi_argo.cli import free_port, stop, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "config" / "workflow-templates"
@@ -28,35 +27,6 @@ REFERENCE = ROOT / "tests" / "reference"  # copies of the Argo swagger and the O
 S3_ACCESS_KEY = "testaccesskey"
 S3_SECRET_KEY = "testsecretkey123"  # rclone refuses very short keys
 BUCKETS = ("artifacts", "results")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:
-    """Poll until something answers HTTP at ``url`` (any status)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before answering {url}")
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise TimeoutError(f"nothing answered at {url}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @dataclass
@@ -101,7 +71,7 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    wait_http(url, proc=proc)
+    wait_http(url, proc)
     yield S3Server(url, S3_ACCESS_KEY, S3_SECRET_KEY, root)
     stop(proc)
 
@@ -145,7 +115,7 @@ def start_emulator(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> It
             stop(proc)
             raise RuntimeError(f"emulator did not start: {line!r}")
         url = line.split()[1]
-        wait_http(url + "/api/v1/version", proc=proc)
+        wait_http(url + "/api/v1/version", proc)
         return Emulator(url=url, namespace=namespace, proc=proc, token=token)
 
     yield start
@@ -215,7 +185,7 @@ def start_pygeoapi(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> It
             [sys.executable, "-m", "pygeoapi_argo.cli", "serve", "--config", str(config), "--port", str(port),
              "--workers", "2", "--state-dir", str(state)], env=env, cwd=ROOT)
         started.append(proc)
-        wait_http(f"{url}/conformance", timeout=60, proc=proc)
+        wait_http(f"{url}/conformance", proc)
         return Pygeoapi(url=url, config=config, proc=proc)
 
     yield start
