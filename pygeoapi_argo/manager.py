@@ -203,7 +203,7 @@ class ArgoManager(BaseManager):
         deadline = time.monotonic() + timeout
         delay = 0.1
         while True:
-            record = self._refresh(record)
+            record = self.refresh(record)
             if record.status in FINAL or time.monotonic() >= deadline:
                 return record
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
@@ -211,7 +211,7 @@ class ArgoManager(BaseManager):
 
     # --- job state -----------------------------------------------------------------------------
 
-    def _refresh(self, record: JobRecord, workflow: Workflow | None = None, *,
+    def refresh(self, record: JobRecord, workflow: Workflow | None = None, *,
                  listed: bool = False) -> JobRecord:
         """Bring a non-final record up to date from Argo; finished records never call Argo.
 
@@ -259,7 +259,7 @@ class ArgoManager(BaseManager):
 
     def job(self, job_id: str) -> JobRecord:
         """The job as it is now (refreshed from Argo unless finished); ``JobNotFoundError`` if unknown."""
-        return self._refresh(self._record(job_id))
+        return self.refresh(self._record(job_id))
 
     def _job_dict(self, record: JobRecord) -> dict:
         """The job shape pygeoapi's API functions read."""
@@ -302,7 +302,7 @@ class ArgoManager(BaseManager):
             LOGGER.warning("job list: Argo unavailable, answering stored states: %s", err)
             return records
         by_name = {wf.metadata.name: wf for wf in listed.items or []}
-        fresh = {r.job_id: self._refresh(r, by_name.get(r.workflow_name), listed=True) for r in live}
+        fresh = {r.job_id: self.refresh(r, by_name.get(r.workflow_name), listed=True) for r in live}
         return [fresh.get(r.job_id, r) for r in records]
 
     # --- results -------------------------------------------------------------------------------
