@@ -3,7 +3,7 @@ PYTHON ?= $(shell PYENV_VERSION=3.12.1 command -v python3.12 >/dev/null 2>&1 && 
 VENV := .venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test lint
+.PHONY: install services demo test lint
 
 $(VENV)/.installed: pyproject.toml
 	@command -v bwrap >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bubblewrap; }
@@ -14,11 +14,15 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# The tests start their own PostgreSQL (job store, and pgstac under the STAC API); the demo needs none.
+services:
+	@[ -f /usr/share/postgresql/15/extension/postgis.control ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql-15 postgresql-15-postgis-3; }
+
 demo: install
 	$(VENV)/bin/pygeoapi-argo demo
 
 lint: install
 	$(VENV)/bin/ruff check .
 
-test: lint
+test: lint services
 	$(VENV)/bin/pytest -q

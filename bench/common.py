@@ -67,6 +67,13 @@ def servers() -> Iterator[Servers]:
         yield Servers(s3=s3, emulator=start_emulator(), start_pygeoapi=start_pygeoapi)
 
 
+@contextlib.contextmanager
+def stac_api() -> Iterator[conftest.StacApi]:
+    """A PostgreSQL cluster and stac-fastapi-pgstac on it (the ``postgres`` and ``stac_api`` fixtures)."""
+    with _fixture(conftest.postgres) as postgres, _fixture(conftest.stac_api, postgres) as api:
+        yield api
+
+
 def wait_phase(argo: WorkflowsService, name: str, *, poll: float, timeout: float = 120.0) -> str:
     """Poll a workflow's phase until it is final; a benchmark of a failed run is meaningless, so raise."""
     deadline = time.monotonic() + timeout

@@ -42,6 +42,11 @@ from hera.workflows.models import (
     ClusterWorkflowTemplate,
     ClusterWorkflowTemplateCreateRequest,
     ClusterWorkflowTemplateUpdateRequest,
+    CreateCronWorkflowRequest,
+    CronWorkflow,
+    CronWorkflowResumeRequest,
+    CronWorkflowSuspendRequest,
+    UpdateCronWorkflowRequest,
     Workflow,
     WorkflowCreateRequest,
     WorkflowList,
@@ -55,6 +60,7 @@ from hera.workflows.service import WorkflowsService
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from . import metrics
 from .errors import (
     ArgoConflict,
     ArgoError,
@@ -87,6 +93,14 @@ class LogEntry:
 
     pod_name: str
     content: str
+
+
+@dataclass(frozen=True)
+class WorkflowEvent:
+    """One change of a workflow, as Argo's ``workflow-events`` stream carries it."""
+
+    type: str  # ADDED, MODIFIED or DELETED (Kubernetes watch event types)
+    workflow: Workflow
 
 
 class _Token:
@@ -187,6 +201,7 @@ class ArgoSession(requests.Session):
         self.mount("http://", adapter)
         self.mount("https://", adapter)
 
+    @metrics.timed_argo_request
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
         """Send with our timeout and verification; answer 2xx or raise one of our errors."""
         if kwargs.get("timeout") is None:
@@ -200,7 +215,9 @@ class ArgoSession(requests.Session):
         except OSError as exc:  # requests' exceptions included
             log.warning("Argo Server request %s %s failed: %s", method.upper(), url,
                         self._token.scrub(str(exc)))
-            raise ArgoUnavailable(f"Argo Server unreachable: {_describe(exc, kwargs['timeout'])}") from None
+            unsent = isinstance(exc, requests.ConnectionError) and _never_connected(exc)
+            raise ArgoUnavailable(f"Argo Server unreachable: {_describe(exc, kwargs['timeout'])}",
+                                  unsent=unsent) from None
         if not response.ok:
             with response:
                 raise _error_for(response.status_code, self._token.scrub(_error_message(response)))
@@ -210,12 +227,9 @@ class ArgoSession(requests.Session):
         return self._token.scrub(text)
 
 
-def _describe(exc: BaseException, timeout: Any) -> str:
-    """A short reason without hosts or paths: the message may reach an OGC client.
-
-    requests wraps urllib3's errors (a read timeout after retries arrives as a ``ConnectionError``
-    around a ``MaxRetryError`` around a ``ReadTimeoutError``), so the whole chain is looked at.
-    """
+def _chain(exc: BaseException) -> list[BaseException]:
+    """requests wraps urllib3's errors (a read timeout after retries arrives as a ``ConnectionError``
+    around a ``MaxRetryError`` around a ``ReadTimeoutError``): the whole chain, outermost first."""
     chain = [exc]
     while len(chain) < 10:
         inner = getattr(chain[-1], "reason", None)
@@ -225,7 +239,18 @@ def _describe(exc: BaseException, timeout: Any) -> str:
         if inner is None:
             break
         chain.append(inner)
-    kinds = tuple(type(e) for e in chain)
+    return chain
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """True when no connection was made: the request cannot have reached the server."""
+    return any(isinstance(e, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError)
+               for e in _chain(exc))
+
+
+def _describe(exc: BaseException, timeout: Any) -> str:
+    """A short reason without hosts or paths: the message may reach an OGC client."""
+    kinds = tuple(type(e) for e in _chain(exc))
     if any(issubclass(k, urllib3.exceptions.NewConnectionError) for k in kinds):
         found = _ERRNO.search(str(exc))
         return found.group(1).strip().lower() if found else "connection failed"
@@ -318,6 +343,10 @@ class ArgoClient:
     def close(self) -> None:
         self._session.close()
 
+    def scrub(self, text: str) -> str:
+        """``text`` with the Argo token blanked out (job logs must never show it)."""
+        return self._session.scrub(text)
+
     # --- server ----------------------------------------------------------------------------------
 
     def version(self) -> dict[str, Any]:
@@ -404,6 +433,27 @@ class ArgoClient:
                                      stream=True, timeout=timeout)
         return self._log_entries(response, timeout)
 
+    def watch_workflows(self, *, label_selector: str | None = None, resource_version: str | None = None,
+                        timeout_seconds: int | None = None) -> Iterator[WorkflowEvent]:
+        """The namespace's workflows as they change (``workflow-events``, Kubernetes watch semantics:
+        without ``resource_version`` every current workflow first arrives as ``ADDED``; with the
+        ``metadata.resourceVersion`` of the last event seen, only what came after it).
+
+        The request is made here, so a refused watch raises at once. The iterator ends when the
+        server ends the watch (after ``timeout_seconds``), raises ArgoUnavailable if the stream
+        breaks off or stays silent longer than that plus the client timeout (a dead connection must
+        not look like a quiet cluster), and raises the error Argo sends inside the stream (such as
+        a resource version too old to resume from) as our exception.
+        """
+        params = {"listOptions.labelSelector": label_selector,
+                  "listOptions.resourceVersion": resource_version,
+                  "listOptions.timeoutSeconds": timeout_seconds}
+        timeout = (self.settings.timeout,
+                   None if timeout_seconds is None else timeout_seconds + self.settings.timeout)
+        response = self._session.get(self._url(f"workflow-events/{self.namespace}"), params=params,
+                                     stream=True, timeout=timeout)
+        return self._workflow_events(response, timeout)
+
     # --- templates -------------------------------------------------------------------------------
 
     def get_workflow_template(self, name: str, *, cluster_scope: bool = False) -> Template:
@@ -448,6 +498,50 @@ class ArgoClient:
             _parsed(lambda: self._service.delete_cluster_workflow_template(name))
         else:
             _parsed(lambda: self._service.delete_workflow_template(name))
+
+    # --- cron workflows --------------------------------------------------------------------------
+
+    def list_cron_workflows(self, *, label_selector: str | None = None) -> list[CronWorkflow]:
+        page = _parsed(lambda: self._service.list_cron_workflows(label_selector=label_selector))
+        return list(page.items or [])
+
+    def get_cron_workflow(self, name: str) -> CronWorkflow:
+        name = _name(name, "cron workflow")
+        return _parsed(lambda: self._service.get_cron_workflow(name))
+
+    def create_cron_workflow(self, cron: CronWorkflow) -> CronWorkflow:
+        """Create; an existing one of that name raises ArgoConflict (then use update)."""
+        request = CreateCronWorkflowRequest(cron_workflow=cron, namespace=self.namespace)
+        return _parsed(lambda: self._service.create_cron_workflow(request))
+
+    def update_cron_workflow(self, cron: CronWorkflow) -> CronWorkflow:
+        """Replace the CronWorkflow of the same name. Without ``metadata.resourceVersion`` the current
+        one is fetched first, and its ``status`` carried over: a CronWorkflow has no status
+        subresource, so an update without it would erase what the cron controller recorded.
+        """
+        name = _name(cron.metadata.name, "cron workflow")
+        if cron.metadata.resource_version is None:
+            current = self.get_cron_workflow(name)
+            cron = cron.model_copy(deep=True)
+            cron.metadata.resource_version = current.metadata.resource_version
+            cron.status = current.status
+        request = UpdateCronWorkflowRequest(cron_workflow=cron, namespace=self.namespace)
+        return _parsed(lambda: self._service.update_cron_workflow(name, request))
+
+    def delete_cron_workflow(self, name: str) -> None:
+        """Delete; Kubernetes then deletes the workflows it owns (its runs still in the cluster)."""
+        name = _name(name, "cron workflow")
+        _parsed(lambda: self._service.delete_cron_workflow(name))
+
+    def suspend_cron_workflow(self, name: str) -> CronWorkflow:
+        name = _name(name, "cron workflow")
+        request = CronWorkflowSuspendRequest(name=name, namespace=self.namespace)
+        return _parsed(lambda: self._service.suspend_cron_workflow(name, request))
+
+    def resume_cron_workflow(self, name: str) -> CronWorkflow:
+        name = _name(name, "cron workflow")
+        request = CronWorkflowResumeRequest(name=name, namespace=self.namespace)
+        return _parsed(lambda: self._service.resume_cron_workflow(name, request))
 
     # --- plumbing --------------------------------------------------------------------------------
 
@@ -494,3 +588,35 @@ class ArgoClient:
             message = self._session.scrub(str(error.get("message") or ""))
             raise _error_for(int(status) if status.isdigit() else 500, message)
         raise ArgoError("unexpected message in the Argo log stream")
+
+    def _workflow_events(self, response: requests.Response, timeout: Any) -> Iterator[WorkflowEvent]:
+        """Parse the NDJSON watch stream: ``{"result": {"type", "object"}}`` or ``{"error": ...}`` lines."""
+        with response:
+            pending = b""
+            try:
+                for chunk in response.iter_content(chunk_size=None):
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            yield self._workflow_event(line)
+            except (OSError, urllib3.exceptions.HTTPError) as exc:
+                raise ArgoUnavailable(f"the watch stream broke off: {_describe(exc, timeout)}") from None
+            if pending.strip():
+                raise ArgoUnavailable("the watch stream broke off in the middle of a line")
+
+    def _workflow_event(self, line: bytes) -> WorkflowEvent:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            raise ArgoError("unexpected line in the Argo watch stream: not JSON") from None
+        result = message.get("result") if isinstance(message, dict) else None
+        if isinstance(result, dict) and isinstance(result.get("object"), dict):
+            workflow = _parsed(lambda: Workflow.model_validate(result["object"]))
+            return WorkflowEvent(type=str(result.get("type") or ""), workflow=workflow)
+        error = message.get("error") if isinstance(message, dict) else None
+        if isinstance(error, dict):
+            status = str(error.get("http_code") or error.get("httpCode") or "")
+            message = self._session.scrub(str(error.get("message") or ""))
+            raise _error_for(int(status) if status.isdigit() else 500, message)
+        raise ArgoError("unexpected message in the Argo watch stream")

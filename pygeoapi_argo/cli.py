@@ -1,5 +1,6 @@
 """``pygeoapi-argo``: run the OGC API over Argo (``serve``), try it with nothing installed (``demo``),
-and write pygeoapi resources for WorkflowTemplates (``config``)."""
+write pygeoapi resources for WorkflowTemplates (``config``), and keep the processes' cron schedules in
+sync as Argo CronWorkflows (``schedules sync``)."""
 
 from __future__ import annotations
 
@@ -97,6 +98,38 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schedules_sync(args: argparse.Namespace) -> int:
+    """One line per CronWorkflow; exit 1 if any could not be synchronised, 2 for a bad config."""
+    from pygeoapi.process.manager.base import get_manager
+    from pygeoapi.util import yaml_load
+
+    from .errors import ArgoError, ArgoPluginError
+    from .manager import ArgoManager
+    from .schedules import sync
+
+    with Path(args.config).open() as fh:
+        config = yaml_load(fh)
+    try:
+        manager = get_manager(config)
+    except ArgoPluginError as err:
+        print(f"pygeoapi-argo: {err.message}", file=sys.stderr)
+        return 2
+    if not isinstance(manager, ArgoManager):
+        print("pygeoapi-argo: server.manager of this configuration is not pygeoapi_argo.ArgoManager",
+              file=sys.stderr)
+        return 2
+    try:
+        changes = sync(manager)
+    except ArgoError as err:
+        print(f"pygeoapi-argo: schedules not synchronised: {err.message}", file=sys.stderr)
+        return 1
+    for change in changes:
+        detail = f": {change.message}" if change.message else ""
+        print(f"{change.action:<9} {change.name} (process {change.process_id}, schedule {change.schedule_id})"
+              f"{detail}")
+    return 1 if any(change.action == "failed" for change in changes) else 0
+
+
 # --- serve -----------------------------------------------------------------------------------
 
 
@@ -105,6 +138,7 @@ def serve(config: Path, *, host: str, port: int, workers: int, state_dir: Path) 
     from gunicorn.app.base import BaseApplication
     from pygeoapi.openapi import generate_openapi_document
 
+    prometheus_multiprocess_dir(state_dir)
     os.environ["PYGEOAPI_CONFIG"] = str(config.resolve())
     openapi = state_dir / "openapi.yml"
     with config.open() as fh:
@@ -123,6 +157,17 @@ def serve(config: Path, *, host: str, port: int, workers: int, state_dir: Path) 
             return app
 
     Gunicorn().run()
+
+
+def prometheus_multiprocess_dir(state_dir: Path) -> None:
+    """The workers' shared metric files (see ``metrics.py``): set before prometheus-client is first
+    imported, emptied at each start as its multiprocess mode requires. An operator's own
+    ``PROMETHEUS_MULTIPROC_DIR`` is used if set."""
+    directory = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or state_dir / "prometheus")
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory.resolve())
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -260,6 +305,12 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--templates", help="folder of WorkflowTemplate YAML files")
     src.add_argument("--argo", action="store_true", help="the templates of the Argo Server (ARGO_* env)")
     p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("schedules", help="the processes' cron schedules as Argo CronWorkflows")
+    actions = p.add_subparsers(dest="action", required=True)
+    q = actions.add_parser("sync", help="create, update, suspend, delete CronWorkflows to match the config")
+    q.add_argument("--config", required=True, help="pygeoapi configuration file")
+    q.set_defaults(func=cmd_schedules_sync)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -72,9 +72,16 @@ class ArgoUnauthorized(ArgoError):
 
 
 class ArgoUnavailable(ArgoError):
-    """Unreachable, timed out, or a 5xx after the retries: the client may try again later."""
+    """Unreachable, timed out, or a 5xx after the retries: the client may try again later.
+
+    ``unsent`` is true when no connection was made, so the request cannot have had an effect.
+    """
 
     http_status = HTTPStatus.SERVICE_UNAVAILABLE
+
+    def __init__(self, message: str, *, status: int | None = None, unsent: bool = False) -> None:
+        super().__init__(message, status=status)
+        self.unsent = unsent
 
 
 class ArgoRejected(ArgoError):
@@ -120,3 +127,16 @@ class ResultsError(ArgoPluginError):
     with no bucket to put it in). The job is recorded failed with this message."""
 
     http_status = HTTPStatus.BAD_GATEWAY
+
+
+class StacError(ArgoPluginError):
+    """A STAC Item could not be registered (catalog or API unreachable or refusing). Never fails the
+    job: the job's status message says so and the registration is retried later."""
+
+    ogc_code = "ServiceUnavailable"
+    http_status = HTTPStatus.BAD_GATEWAY
+
+
+class StacUnavailable(StacError):
+    """The STAC destination did not answer (unreachable, timed out, or a 5xx), as opposed to refusing
+    one Item: the other Items bound for it would wait just as long, so a round of retries stops."""

@@ -28,8 +28,8 @@ from pygeoapi.process.base import JobNotFoundError, JobResultNotFoundError, Proc
 from pygeoapi.process.manager.base import BaseManager
 from pygeoapi.util import JobStatus, RequestedProcessExecutionMode, RequestedResponse
 
+from . import callbacks, logs, metrics, results, stac, status
 from . import inputs as ogc_inputs
-from . import results, status
 from .argo import ArgoClient
 from .errors import (
     ArgoConflict,
@@ -42,7 +42,8 @@ from .errors import (
     ResultsError,
     StorageError,
 )
-from .jobs import JobRecord, JobStore
+from .jobs import JobFilter, JobRecord, JobStore
+from .outputs import prefix_url
 from .processes import ProcessCatalog
 from .processor import ArgoProcessor
 from .settings import ManagerSettings, ProcessSettings
@@ -53,8 +54,11 @@ LOGGER = logging.getLogger(__name__)
 WORKFLOW_PREFIX = "pygeoapi-job-"
 LABEL_JOB = "pygeoapi.io/job-id"
 LABEL_PROCESS = "pygeoapi.io/process-id"
+LABEL_SCHEDULE = "pygeoapi.io/schedule-id"  # on runs of a schedule (schedules.py)
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 ANNOTATION_REQUEST = "pygeoapi.io/request"
+# uuid5 namespace of the job ids of adopted runs (scheduled runs): job id = uuid5(this, workflow uid)
+ADOPTED_JOBS = uuid.UUID("0d7c5a3e-2f4b-5e8a-9c61-7f2b3d4e5a60")
 FINAL = {JobStatus.successful.value, JobStatus.failed.value, JobStatus.dismissed.value}
 
 
@@ -80,6 +84,7 @@ class ArgoManager(BaseManager):
     def __init__(self, manager_def: dict) -> None:
         super().__init__(manager_def)
         self.is_async = True
+        self.supports_subscribing = True  # callbacks are sent by the reconciler (reconciler.py)
         self.settings = ManagerSettings.from_config(manager_def)
         self.process_settings: dict[str, ProcessSettings] = {
             pid: ProcessSettings.from_config(pid, conf) for pid, conf in self.processes.items()
@@ -89,6 +94,7 @@ class ArgoManager(BaseManager):
         self.store = JobStore(self.settings.connection)
         self.storage = Storage(**self.settings.storage.boto_options())
         self.catalog = ProcessCatalog(self.argo, self.process_settings, ttl=self.settings.describe_ttl)
+        self.base_url: str | None = None  # pygeoapi's public URL, set by web.create_app (STAC links)
 
     # --- processes -----------------------------------------------------------------------------
 
@@ -118,6 +124,8 @@ class ArgoManager(BaseManager):
             if response not in (RequestedResponse.raw.value, RequestedResponse.document.value):
                 raise InvalidParameterValue(f"'response' must be raw or document, not {response!r}",
                                             name="response")
+            subscriber_urls = callbacks.subscriber_document(
+                subscriber, allow_internal=self.process_settings[process_id].allow_internal_requests)
         except ArgoPluginError as err:
             raise ogc_error(err) from err
         sync = self._runs_sync(description, execution_mode)
@@ -130,7 +138,7 @@ class ArgoManager(BaseManager):
             job_id=job_id, process_id=process_id, workflow_name=workflow_name(job_id),
             status=JobStatus.accepted.value, message="Job accepted: submitting the Argo workflow",
             progress=0, created=now, started=None, finished=None, updated=now,
-            inputs=masked, requested_outputs=selected, response=response,
+            inputs=masked, requested_outputs=selected, response=response, subscriber=subscriber_urls,
         )
         self.store.add(record)
         try:
@@ -186,13 +194,16 @@ class ArgoManager(BaseManager):
             ),
         )
         try:
-            self.argo.create_workflow(workflow)
+            with metrics.SUBMIT_SECONDS.labels(record.process_id).time():
+                self.argo.create_workflow(workflow)
         except ArgoConflict:
             LOGGER.info("workflow %s exists already: a retried submit, taken as success",
                         record.workflow_name)
         except ArgoUnavailable as err:
             # A create whose answer was lost may still have created the workflow: look before
-            # recording the job failed while its workflow runs.
+            # recording the job failed while its workflow runs (not when it never left).
+            if err.unsent:
+                raise
             try:
                 self.argo.get_workflow(record.workflow_name, fields="metadata.name")
             except ArgoError:
@@ -216,9 +227,10 @@ class ArgoManager(BaseManager):
         """Bring a non-final record up to date from Argo; finished records never call Argo.
 
         ``listed`` means ``workflow`` came from a list call, so ``None`` there means it is gone.
+        A successful job whose STAC Item failed to register is retried here (``stac.register``).
         """
         if record.status in FINAL:
-            return record
+            return stac.register(self, record, retry=True)
         if workflow is None and not listed:
             try:
                 workflow = self.argo.get_workflow(record.workflow_name)
@@ -227,6 +239,8 @@ class ArgoManager(BaseManager):
             except ArgoError as err:
                 LOGGER.warning("job %s: Argo unavailable, answering the stored state: %s", record.job_id, err)
                 return record
+        if workflow is None and record.status == JobStatus.accepted.value and self._may_be_submitting(record):
+            return record  # its create call (in this worker or another) has not reached Argo yet
         state = status.vanished(record.workflow_name) if workflow is None else status.from_workflow(workflow)
         changes: dict[str, Any] = {
             "status": state.status, "progress": state.progress, "message": state.message,
@@ -238,18 +252,32 @@ class ArgoManager(BaseManager):
             try:
                 changes["results"] = results.collect(
                     workflow, list_urls=self.storage.list, parameter=conf.results_parameter,
-                    default_bucket=self.settings.storage.bucket)
+                    default_bucket=self.settings.storage.bucket, rules=conf.output_rules,
+                    prefix=conf.outputs_prefix and prefix_url(conf.outputs_prefix, job_id=record.job_id,
+                                                              workflow_name=record.workflow_name))
             except StorageError as err:
                 LOGGER.warning("job %s finished but S3 is unavailable; results collected later: %s",
                                record.job_id, err.message)
                 return record
             except ResultsError as err:
                 changes.update(status=JobStatus.failed.value, message=f"results unreadable: {err.message}")
+        if changes["status"] in FINAL and workflow is not None:
+            changes.update(metrics.usage(workflow))
+            # before the job is final: whoever sees it final (and deletes its workflow) finds its logs kept
+            logs.archive(self, record, workflow)
         try:
-            return self.store.update(record.job_id, **changes)
+            record = self.store.update(record.job_id, **changes)
         except JobConflict:
             # Another request or replica moved the job on first (e.g. dismissed it): theirs stands.
             return self._record(record.job_id)
+        return stac.register(self, record)
+
+    def _may_be_submitting(self, record: JobRecord) -> bool:
+        """The job is recorded before its workflow is created, so a poll or list (another thread or
+        replica) can look for the workflow in between: an accepted job younger than the slowest
+        submit (every retry timing out) has not lost its workflow, it may not have one yet."""
+        window = self.settings.argo.timeout * (self.settings.argo.retries + 1)
+        return (datetime.now(UTC) - record.created).total_seconds() < window
 
     def _record(self, job_id: str) -> JobRecord:
         record = self.store.get(job_id)
@@ -285,25 +313,100 @@ class ArgoManager(BaseManager):
         return self._job_dict(self.job(job_id))
 
     def get_jobs(self, status: JobStatus | None = None, limit: int | None = None,
-                 offset: int | None = None) -> dict:
-        records, total = self.store.list(limit=limit, offset=offset or 0,
-                                         status=[status.value] if status else None)
+                 offset: int | None = None, where: JobFilter | None = None) -> dict:
+        """A page of jobs; ``where`` holds the OGC job-list filters (pygeoapi itself passes none:
+        ``web.py`` does). Filters select on the stored state; the page's unfinished jobs are then
+        refreshed, so a job may show a newer status than the one it was selected by."""
+        if where is None:
+            where = JobFilter(status=(status.value,) if status else ())
+        # new runs of schedules appear at the top: the first page adopts them before it is read
+        scheduling = not offset and any(conf.schedules for conf in self.process_settings.values())
+        runs = self.scheduled_runs() if scheduling else None
+        records, total = self.store.list(limit=limit, offset=offset or 0, where=where)
         live = [r for r in records if r.status not in FINAL]
         if live:
-            records = self._refresh_page(records, live)
+            records = self._refresh_page(records, live, runs)
         return {"jobs": [self._job_dict(r) for r in records], "numberMatched": total}
 
-    def _refresh_page(self, records: list[JobRecord], live: list[JobRecord]) -> list[JobRecord]:
-        """One Argo list call for the page's unfinished jobs, not one call per job."""
-        selector = f"{LABEL_JOB} in ({','.join(r.job_id for r in live)})"
+    def _refresh_page(self, records: list[JobRecord], live: list[JobRecord],
+                      runs: dict[str, Workflow] | None = None) -> list[JobRecord]:
+        """One Argo list call for the page's unfinished jobs, not one call per job; runs of schedules
+        (whose workflows carry no job label) come from ``runs``, listed once if not given."""
+        submitted = [r for r in live if r.schedule_id is None]
+        scheduled = [r for r in live if r.schedule_id is not None]
+        by_name: dict[str, Workflow] = {}
+        if submitted:
+            selector = f"{LABEL_JOB} in ({','.join(r.job_id for r in submitted)})"
+            try:
+                listed = self.argo.list_workflows(label_selector=selector)
+                by_name.update((wf.metadata.name, wf) for wf in listed.items or [])
+            except ArgoError as err:
+                LOGGER.warning("job list: Argo unavailable, answering stored states: %s", err)
+                submitted = []
+        if scheduled and runs is None:
+            runs = self.scheduled_runs()
+        if runs is None:
+            scheduled = []  # Argo unavailable: the stored states stand
+        else:
+            by_name.update(runs)
+        fresh = {r.job_id: self.refresh(r, by_name.get(r.workflow_name), listed=True)
+                 for r in submitted + scheduled}
+        return [fresh.get(r.job_id, r) for r in records]
+
+    # --- runs of schedules (schedules.py) ------------------------------------------------------
+
+    def scheduled_runs(self) -> dict[str, Workflow] | None:
+        """Runs of our processes' schedules still in Argo, by name, each adopted (one list call);
+        ``None`` if Argo is unavailable. Cheap enough per page: a CronWorkflow keeps only its last
+        few finished runs (Argo's history limits: 3 successful, 1 failed) besides the active ones.
+        Their workflows carry no job label: whoever refreshes jobs with ``schedule_id`` in bulk
+        (``listed=True``) must look them up here, not by job label, or take them for vanished."""
+        selector = f"{LABEL_SCHEDULE},{LABEL_PROCESS} in ({','.join(self.process_settings)})"
         try:
             listed = self.argo.list_workflows(label_selector=selector)
         except ArgoError as err:
-            LOGGER.warning("job list: Argo unavailable, answering stored states: %s", err)
-            return records
-        by_name = {wf.metadata.name: wf for wf in listed.items or []}
-        fresh = {r.job_id: self.refresh(r, by_name.get(r.workflow_name), listed=True) for r in live}
-        return [fresh.get(r.job_id, r) for r in records]
+            LOGGER.warning("job list: Argo unavailable, runs of schedules not looked up: %s", err)
+            return None
+        runs = {wf.metadata.name: wf for wf in listed.items or []}
+        for workflow in runs.values():
+            self.adopt(workflow)
+        return runs
+
+    def adopt(self, workflow: Workflow) -> JobRecord | None:
+        """The job of a workflow that runs one of our processes but was not submitted as a job (a run of
+        a schedule), recorded the first time it is seen and brought up to date from ``workflow``.
+
+        ``None`` for workflows that are not such runs: no process of ours, or a job's own workflow
+        (it has its job label). The job id derives from the workflow's uid, so every replica and the
+        reconciler adopting the same run at once agree on one job; the loser of the insert reads it.
+        """
+        meta = workflow.metadata
+        labels = meta.labels or {}
+        process_id = labels.get(LABEL_PROCESS)
+        if process_id not in self.process_settings or LABEL_JOB in labels or not meta.uid or not meta.name:
+            return None
+        job_id = str(uuid.uuid5(ADOPTED_JOBS, meta.uid))
+        record = self.store.get(job_id)
+        if record is None:
+            try:
+                request = json.loads((meta.annotations or {}).get(ANNOTATION_REQUEST) or "{}")
+            except ValueError:
+                request = None
+            request = request if isinstance(request, dict) else {}
+            now = datetime.now(UTC)
+            schedule_id = labels.get(LABEL_SCHEDULE)
+            record = JobRecord(
+                job_id=job_id, process_id=process_id, workflow_name=meta.name,
+                status=JobStatus.accepted.value,
+                message=f"Run of schedule {schedule_id}" if schedule_id else "Run started outside pygeoapi",
+                progress=0, created=meta.creation_timestamp.root if meta.creation_timestamp else now,
+                updated=now, inputs=request.get("inputs"), requested_outputs=request.get("outputs"),
+                response=request.get("response") or RequestedResponse.document.value, schedule_id=schedule_id)
+            try:
+                self.store.add(record)
+            except JobConflict:
+                record = self._record(job_id)
+        return record if record.is_final else self.refresh(record, workflow)
 
     # --- results -------------------------------------------------------------------------------
 
@@ -317,8 +420,10 @@ class ArgoManager(BaseManager):
         try:
             if raw:
                 return results.raw_value(record.results, self.storage.read, record.requested_outputs)
-            return "application/json", results.render(record.results, self.storage.presign,
-                                                      record.requested_outputs)
+            document = results.render(record.results, self.storage.presign, record.requested_outputs)
+            if self.process_settings[record.process_id].results_format == "eodash-legacy":
+                document = results.eodash_legacy(document)
+            return "application/json", document
         except ArgoPluginError as err:
             raise ogc_error(err) from err
 

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import json
 import posixpath
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from pygeoapi_argo import outputs
 from pygeoapi_argo.errors import InvalidParameterValue, ResultsError, UnknownOutput
+from pygeoapi_argo.settings import OutputRule
 from pygeoapi_argo.storage import S3Url
 
 MEDIA_TYPES = {
@@ -54,8 +56,13 @@ def media_type(name: str) -> str | None:
 
 
 def collect(workflow: Any, *, list_urls: Callable[[str], Iterable[str]], parameter: str = "results",
-            default_bucket: str | None = None, output_id: str = DEFAULT_OUTPUT) -> Stored:
+            default_bucket: str | None = None, output_id: str = DEFAULT_OUTPUT, prefix: str | None = None,
+            rules: Sequence[OutputRule] = ()) -> Stored:
     """The stored results of a finished workflow (Argo JSON, or a hera ``Workflow``).
+
+    With an outputs ``prefix`` (``outputs.prefix_url``) the files under it, grouped by ``rules``,
+    are the file outputs; a manifest then adds only its inline values (its file entries name the
+    files the prefix lists already), and artifacts are not looked at.
 
     The global output parameter ``parameter`` (EOX's workflows call theirs ``urls``) wins when
     present: it usually lists the very files the ``/output`` artifact uploaded, so adding both would
@@ -67,10 +74,14 @@ def collect(workflow: Any, *, list_urls: Callable[[str], Iterable[str]], paramet
     (eodash's ``{"urls": […]}``, a URL, a chart's JSON) become the single output ``output_id``.
     """
     status = _as_json(workflow).get("status") or {}
-    outputs = status.get("outputs") or {}
-    for param in outputs.get("parameters") or ():
-        if param.get("name") == parameter and param.get("value") not in (None, ""):
-            return _from_manifest(param["value"], default_bucket, output_id)
+    manifest = next((p["value"] for p in (status.get("outputs") or {}).get("parameters") or ()
+                     if p.get("name") == parameter and p.get("value") not in (None, "")), None)
+    if prefix is not None:
+        files = outputs.group(list_urls(prefix), prefix, rules, media_type)
+        values = _from_manifest(manifest, default_bucket, output_id) if manifest is not None else {}
+        return {**{k: v for k, v in values.items() if "value" in v and k not in files}, **files}
+    if manifest is not None:
+        return _from_manifest(manifest, default_bucket, output_id)
     return _from_artifacts(status, default_bucket, list_urls)
 
 
@@ -255,6 +266,12 @@ def render(stored: Stored | None, presign: Callable[[str], str],
         else:
             document[output_id] = {"value": entry["value"], "mediaType": entry["mediaType"]}
     return document
+
+
+def eodash_legacy(document: Mapping[str, Any]) -> dict[str, list[str]]:
+    """``results_format: eodash-legacy``: every file URL of the document in output order, the
+    one shape older dashboards read; inline values have no place in it."""
+    return {"urls": [url for entry in document.values() for url in entry.get("urls", ())]}
 
 
 def raw_value(stored: Stored | None, read: Callable[[str], bytes],

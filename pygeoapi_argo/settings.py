@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigurationError
 
@@ -275,6 +276,39 @@ class DismissSettings:
 
 
 @dataclass(frozen=True)
+class LogSettings:
+    """``logs``: where job logs are copied when a job ends, and which secrets never show in them.
+
+    ``archive`` is an ``s3://bucket/prefix/`` (default: ``output_dir``); each step's log is written to
+    ``<archive>logs/<jobID>/<step>.log``. ``redact`` names environment variables (of the pygeoapi
+    process) whose values must never appear: a log line holding one is replaced; the Argo token
+    always is.
+    """
+
+    archive: str | None = None
+    redact: tuple[str, ...] = ()
+
+    KEYS = ("archive", "redact")
+
+
+@dataclass(frozen=True)
+class ReconcilerSettings:
+    """``reconciler``: the one background loop per deployment that follows Argo (reconciler.py).
+
+    ``lease_seconds`` bounds how long the deployment goes without one after its process dies (another
+    takes over within about that time); ``poll_seconds`` paces the safety-net poll beside the watch
+    stream; a callback is tried ``callback_attempts`` times (backoff doubling from 1 s up to 5 min).
+    """
+
+    enabled: bool = True
+    lease_seconds: float = 15.0
+    poll_seconds: float = 30.0
+    callback_attempts: int = 8
+
+    KEYS = ("enabled", "lease_seconds", "poll_seconds", "callback_attempts")
+
+
+@dataclass(frozen=True)
 class ManagerSettings:
     """``server.manager`` of the pygeoapi configuration."""
 
@@ -285,10 +319,12 @@ class ManagerSettings:
     dismiss: DismissSettings = DismissSettings()
     describe_ttl: float = 60.0
     max_request_bytes: int = 1024 * 1024
+    logs: LogSettings = LogSettings()
+    reconciler: ReconcilerSettings = ReconcilerSettings()
 
     # ``name`` picks the plugin and ``processes`` is added by pygeoapi itself.
     KEYS = ("name", "processes", "connection", "output_dir", "argo", "storage", "dismiss", "describe_ttl",
-            "max_request_bytes")
+            "max_request_bytes", "logs", "reconciler")
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], env: Mapping[str, str] | None = None) -> ManagerSettings:
@@ -319,6 +355,28 @@ class ManagerSettings:
         max_bytes = problems.number("max_request_bytes",
                                     config.get("max_request_bytes", cls.max_request_bytes),
                                     integer=True, minimum=1024, maximum=1024**3)
+        logs = _section(problems, "logs", config.get("logs"), LogSettings)
+        if logs is not None:
+            if logs.archive is not None and not (isinstance(logs.archive, str)
+                                                 and re.fullmatch(r"s3://[^/]+/(.+/)?", logs.archive)):
+                problems.add("logs.archive", f"must be an s3://bucket/prefix/ URL, not {logs.archive!r}")
+            redact = [logs.redact] if isinstance(logs.redact, str) else logs.redact
+            if not isinstance(redact, list | tuple) or not all(
+                    isinstance(n, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n) for n in redact):
+                problems.add("logs.redact", "must be a list of environment variable names")
+            else:
+                logs = LogSettings(archive=logs.archive, redact=tuple(redact))
+        reconciler = _section(problems, "reconciler", config.get("reconciler"), ReconcilerSettings)
+        if reconciler is not None:
+            reconciler = ReconcilerSettings(
+                enabled=problems.boolean("reconciler.enabled", reconciler.enabled),
+                lease_seconds=problems.number("reconciler.lease_seconds", reconciler.lease_seconds,
+                                              integer=False, minimum=1, maximum=3600),
+                poll_seconds=problems.number("reconciler.poll_seconds", reconciler.poll_seconds,
+                                             integer=False, minimum=1, maximum=86400),
+                callback_attempts=problems.number("reconciler.callback_attempts",
+                                                  reconciler.callback_attempts,
+                                                  integer=True, minimum=1, maximum=100))
         try:
             argo = ArgoSettings.from_config(config.get("argo"), os.environ if env is None else env)
         except ConfigurationError as err:
@@ -326,7 +384,7 @@ class ManagerSettings:
             argo = None
         problems.raise_if_any()
         return cls(argo=argo, connection=connection, output_dir=output_dir, storage=storage, dismiss=dismiss,
-                   describe_ttl=ttl, max_request_bytes=max_bytes)
+                   describe_ttl=ttl, max_request_bytes=max_bytes, logs=logs, reconciler=reconciler)
 
 
 @dataclass(frozen=True)
@@ -342,9 +400,16 @@ class ProcessSettings:
     job_control_options: tuple[str, ...] | None = None
     sync_timeout: float = 60.0
     results_parameter: str = "results"  # EOX's workflows publish theirs as "urls"
+    outputs_prefix: str | None = None  # s3:// prefix listed at success; {workflow_name}, {job_id}
+    output_rules: tuple[OutputRule, ...] = ()
+    results_format: str = "ogc"  # or "eodash-legacy": {"urls": [...]}
+    stac: StacSettings | None = None
+    allow_internal_requests: bool = False  # pygeoapi's key: callbacks to private addresses allowed
+    schedules: tuple[ScheduleSettings, ...] = ()
 
     KEYS = ("name", "workflow_template", "cluster_scope", "entrypoint", "inputs", "outputs",
-            "job_control_options", "sync_timeout", "results_parameter", "allow_internal_requests")
+            "job_control_options", "sync_timeout", "results_parameter", "allow_internal_requests",
+            "outputs_prefix", "output_rules", "results_format", "stac", "schedules")
 
     @classmethod
     def from_config(cls, process_id: str, resource: Mapping[str, Any]) -> ProcessSettings:
@@ -368,11 +433,26 @@ class ProcessSettings:
                 problems.add(key, "must be a mapping of names to descriptions")
         sync_timeout = problems.number("sync_timeout", processor.get("sync_timeout", cls.sync_timeout),
                                        integer=False, minimum=0, maximum=3600)
+        outputs_prefix = processor.get("outputs_prefix")
+        if outputs_prefix is not None and not _is_prefix(outputs_prefix):
+            problems.add("outputs_prefix", f"must be an s3://bucket/path/ URL, not {outputs_prefix!r}")
+        rules = _output_rules(problems, processor.get("output_rules"))
+        if rules and outputs_prefix is None:
+            problems.add("output_rules", "group the files of outputs_prefix: set outputs_prefix too")
+        results_format = processor.get("results_format", cls.results_format)
+        if results_format not in ("ogc", "eodash-legacy"):
+            problems.add("results_format", f"must be ogc or eodash-legacy, not {results_format!r}")
+        stac = StacSettings.from_config(problems, processor["stac"]) if processor.get("stac") else None
+        internal = problems.boolean("allow_internal_requests",
+                                    processor.get("allow_internal_requests", False))
+        schedules = _schedules(problems, processor.get("schedules"))
         problems.raise_if_any()
         return cls(process_id=process_id, workflow_template=template, cluster_scope=bool(cluster_scope),
                    entrypoint=processor.get("entrypoint"), inputs=processor.get("inputs"),
                    outputs=processor.get("outputs"), job_control_options=options, sync_timeout=sync_timeout,
-                   results_parameter=processor.get("results_parameter", cls.results_parameter))
+                   results_parameter=processor.get("results_parameter", cls.results_parameter),
+                   outputs_prefix=outputs_prefix, output_rules=rules, results_format=results_format,
+                   stac=stac, allow_internal_requests=bool(internal), schedules=schedules)
 
 
 def _section[T](problems: Problems, key: str, config: Any, kind: type[T]) -> T | None:
@@ -385,3 +465,172 @@ def _section[T](problems: Problems, key: str, config: Any, kind: type[T]) -> T |
     for name in sorted(set(config) - set(kind.KEYS)):
         problems.add(f"{key}.{name}", f"unknown key (known keys are {', '.join(kind.KEYS)})")
     return kind(**{k: v for k, v in config.items() if k in kind.KEYS})
+
+
+# --- cron schedules (schedules.py) -----------------------------------------------------------
+
+_SCHEDULE_ID = re.compile(r"[a-z0-9]([-a-z0-9]{0,28}[a-z0-9])?")
+_CRON_FIELD = re.compile(r"[0-9A-Za-z*?,/-]+")
+CRON_DESCRIPTORS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """One ``schedules`` entry of a process: runs it with ``inputs`` on ``cron`` (an Argo CronWorkflow).
+
+    ``cron`` is what Argo accepts: five fields (minute hour day-of-month month day-of-week) or a
+    descriptor such as ``@daily``; ``timezone`` an IANA zone (Argo's default is the controller's
+    zone, usually UTC). The inputs are checked against the process description when schedules are
+    synchronised, as an execute request's are: that needs the template, so not here.
+    """
+
+    id: str
+    cron: str
+    timezone: str | None = None
+    inputs: Mapping[str, Any] | None = None
+    suspend: bool = False
+
+    KEYS = ("id", "cron", "timezone", "inputs", "suspend")
+
+
+def _schedules(problems: Problems, value: Any) -> tuple[ScheduleSettings, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        problems.add("schedules", "must be a list of {id, cron, timezone, inputs, suspend}")
+        return ()
+    schedules, seen = [], set()
+    for i, raw in enumerate(value):
+        where = f"schedules[{i}]"
+        if not isinstance(raw, Mapping):
+            problems.add(where, "must be a mapping with id and cron")
+            continue
+        for name in sorted(set(raw) - set(ScheduleSettings.KEYS)):
+            problems.add(f"{where}.{name}",
+                         f"unknown key (known keys are {', '.join(ScheduleSettings.KEYS)})")
+        before = len(problems.messages)
+        sid, cron, timezone, inputs = raw.get("id"), raw.get("cron"), raw.get("timezone"), raw.get("inputs")
+        if not isinstance(sid, str) or not _SCHEDULE_ID.fullmatch(sid):
+            problems.add(f"{where}.id", "required: lowercase letters, digits and '-', at most 30 "
+                                        f"characters, starting and ending alphanumeric (not {sid!r})")
+        elif sid in seen:
+            problems.add(f"{where}.id", f"{sid!r} is used twice")
+        seen.add(sid)
+        cron = cron.strip() if isinstance(cron, str) else cron
+        if not isinstance(cron, str) or not (cron in CRON_DESCRIPTORS or (
+                len(cron.split()) == 5 and all(_CRON_FIELD.fullmatch(f) for f in cron.split()))):
+            problems.add(f"{where}.cron", "required: five cron fields such as '0 6 * * 1-5' or a "
+                                          f"descriptor such as @daily, not {cron!r}")
+        if timezone is not None:
+            try:
+                ZoneInfo(timezone)
+            except (ZoneInfoNotFoundError, ValueError, TypeError):
+                problems.add(f"{where}.timezone",
+                             f"not an IANA time zone such as Europe/Vienna: {timezone!r}")
+        if inputs is not None and not isinstance(inputs, Mapping):
+            problems.add(f"{where}.inputs", "must be a mapping of input names to values, as in an execute "
+                                            "request")
+        suspend = problems.boolean(f"{where}.suspend", raw.get("suspend", False))
+        if len(problems.messages) == before:
+            schedules.append(ScheduleSettings(id=sid, cron=cron, timezone=timezone, inputs=dict(inputs or {}),
+                                              suspend=bool(suspend)))
+    return tuple(schedules)
+
+
+# --- outputs from an S3 prefix, and STAC registration (issue 4) --------------------------------
+
+_PREFIX_FIELDS = frozenset({"workflow_name", "job_id"})
+
+
+def _is_prefix(value: Any) -> bool:
+    """An ``s3://bucket/...`` URL whose only placeholders are ``{workflow_name}`` and ``{job_id}``."""
+    if not isinstance(value, str) or not re.match(r"s3://[^/{}]+/", value):
+        return False
+    return set(re.findall(r"{([^{}]*)}", value)) <= _PREFIX_FIELDS and value.count("{") == value.count("}")
+
+
+@dataclass(frozen=True)
+class OutputRule:
+    """One ``output_rules`` entry: files whose key below the prefix matches ``regex`` (``re.search``)
+    form the output ``key`` (``\\1``/``\\g<name>`` take groups of the match); the first rule that
+    matches a file wins."""
+
+    key: str
+    regex: re.Pattern[str]
+    mimetype: str | None = None
+
+
+def _output_rules(problems: Problems, value: Any) -> tuple[OutputRule, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        problems.add("output_rules", "must be a list of {key, regex, mimetype}")
+        return ()
+    rules = []
+    for i, rule in enumerate(value):
+        where = f"output_rules[{i}]"
+        if not isinstance(rule, Mapping) or set(rule) - {"key", "regex", "mimetype"}:
+            problems.add(where, "must be a mapping with key, regex and optionally mimetype")
+            continue
+        key, regex, mimetype = rule.get("key"), rule.get("regex"), rule.get("mimetype")
+        if not isinstance(key, str) or not key:
+            problems.add(f"{where}.key", "required: the output id")
+        if mimetype is not None and not (isinstance(mimetype, str) and "/" in mimetype):
+            problems.add(f"{where}.mimetype", f"must be a media type such as image/tiff, not {mimetype!r}")
+        try:
+            pattern = re.compile(regex) if isinstance(regex, str) else None
+        except re.error as exc:
+            pattern = None
+            problems.add(f"{where}.regex", f"not a regular expression: {exc}")
+        if pattern is None and not isinstance(regex, str):
+            problems.add(f"{where}.regex", "required: a regular expression over the key below the prefix")
+        if pattern is not None and isinstance(key, str) and key:
+            rules.append(OutputRule(key=key, regex=pattern, mimetype=mimetype))
+    return tuple(rules)
+
+
+@dataclass(frozen=True)
+class StacSettings:
+    """Where a process's successful jobs are registered as STAC Items: a static catalog on S3
+    (``catalog: s3://bucket/path/catalog.json``) or a STAC API with the Transactions extension
+    (``api``), into ``collection``. ``area_input`` and ``datetime_inputs`` name the inputs that give
+    an Item its geometry and time when the usual names (``bbox``, ``aoi``, ``datetime``, ...) do not."""
+
+    catalog: str | None = None
+    api: str | None = None
+    collection: str = "pygeoapi-jobs"
+    area_input: str | None = None
+    datetime_inputs: tuple[str, ...] = ()  # one (instant or a/b interval) or two (start, end)
+    timeout: float = 10.0
+    retry_after: float = 60.0  # seconds between registration attempts of a job after a failure
+
+    KEYS = ("catalog", "api", "collection", "area_input", "datetime_inputs", "timeout", "retry_after")
+
+    @classmethod
+    def from_config(cls, problems: Problems, config: Any) -> StacSettings | None:
+        section = _section(problems, "stac", config, cls)
+        if section is None:
+            return None
+        catalog, api = section.catalog, section.api
+        if (catalog is None) == (api is None):
+            problems.add("stac", "set exactly one of catalog (s3://.../catalog.json) or api (a STAC API URL)")
+        if catalog is not None and not (isinstance(catalog, str) and re.match(r"s3://[^/]+/(.+/)?catalog\.json$",
+                                                                               catalog)):
+            problems.add("stac.catalog", f"must be s3://bucket/[path/]catalog.json, not {catalog!r}")
+        if api is not None and not (isinstance(api, str) and re.match(r"https?://[^/]+", api)):
+            problems.add("stac.api", f"must be an http(s) URL, not {api!r}")
+        collection = section.collection
+        if not (isinstance(collection, str) and re.fullmatch(r"[A-Za-z0-9._-]+", collection)):
+            problems.add("stac.collection", f"must be a collection id ([A-Za-z0-9._-]), not {collection!r}")
+        names = section.datetime_inputs
+        names = (names,) if isinstance(names, str) else names
+        if (not isinstance(names, list | tuple) or len(names) > 2
+                or not all(isinstance(n, str) for n in names)):
+            problems.add("stac.datetime_inputs", "must be one input name or a list of two (start, end)")
+            names = ()
+        timeout = problems.number("stac.timeout", section.timeout, integer=False, minimum=0.1, maximum=300)
+        retry = problems.number("stac.retry_after", section.retry_after, integer=False, minimum=0,
+                                maximum=86400)
+        return cls(catalog=catalog, api=api.rstrip("/") if isinstance(api, str) else api,
+                   collection=section.collection, area_input=section.area_input, datetime_inputs=tuple(names),
+                   timeout=timeout or cls.timeout, retry_after=cls.retry_after if retry is None else retry)

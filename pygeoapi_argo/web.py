@@ -8,7 +8,15 @@ pygeoapi 0.24 must run unpatched, so everything it does not do for us is added a
 - a process whose description cannot be read from Argo answers 503, not a stub description;
 - execute bodies over the configured size, not UTF-8, or not a JSON object answer an OGC 400
   (pygeoapi answers Werkzeug's HTML 413 or a 500);
-- results of a dismissed job answer 404.
+- results of a dismissed job answer 404;
+- ``GET /jobs`` with the OGC job-list filters (``joblist.py``), applied in SQL by the job store;
+- the ``job-list`` and ``dismiss`` conformance classes, and OGC exception ``type`` URIs for unknown
+  processes and jobs and results not ready;
+- the reconciler (``reconciler.py``: job refresh, subscriber callbacks), started in every worker;
+- the processes' cron schedules synced to Argo CronWorkflows at start, in the background
+  (``schedules.py``), and ``scheduleID`` on the status of a job that is a run of one;
+- ``GET /jobs/{id}/logs`` (``logs.py``) with a ``logs`` link in the job status, a finished job's
+  ``duration`` and ``resourcesDuration`` there, and ``GET /metrics`` (``metrics.py``).
 
 CORS (with ``Location`` exposed) is pygeoapi's own ``server.cors: true`` (flask-cors).
 pygeoapi reads ``PYGEOAPI_CONFIG``/``PYGEOAPI_OPENAPI`` when its Flask module is imported, so this
@@ -17,19 +25,72 @@ module does too: ``gunicorn pygeoapi_argo.web:app``.
 
 from __future__ import annotations
 
+import atexit
 import json
+from datetime import UTC, datetime
 from http import HTTPStatus
+from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, request, stream_with_context
+from pygeoapi.api import API, SYSTEM_LOCALE, APIRequest
+from pygeoapi.formats import F_HTML
 from pygeoapi.process.base import JobNotFoundError
+from pygeoapi.util import DATETIME_FORMAT, render_j2_template, to_json
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .errors import ArgoPluginError
+from . import joblist, logs, metrics, reconciler, schedules, stac
+from .errors import ArgoPluginError, InvalidParameterValue
+
+# No registry names a relation for a job's log; clients look for this one (text/plain).
+LOGS_REL = "logs"
+# OGC 18-062r2 conformance classes served on top of pygeoapi's: the job list filters (``joblist.py``)
+# and DELETE /jobs/{id} (the manager's dismiss).
+CONFORMANCE = (
+    "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/job-list",
+    "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/dismiss",
+    "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/callback",
+)
+# OGC exception ``type`` URIs for pygeoapi's codes; the ``code`` member stays as pygeoapi writes it.
+EXCEPTION_TYPES = {
+    "NoSuchProcess": "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/no-such-process",
+    "NoSuchJob": "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/no-such-job",
+    "ResultNotReady": "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/result-not-ready",
+}
 
 
 def _exception(status: int, code: str, description: str) -> Response:
     body = {"type": code, "code": code, "description": description}
     return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+def add_operations_routes(app: Flask, manager: Any, prefix: str) -> None:
+    """``GET /jobs/{id}/logs`` (``logs.py``) and ``GET /metrics`` (``metrics.py``)."""
+
+    @app.route(f"{prefix}/jobs/<job_id>/logs", methods=["GET"])
+    def job_logs(job_id: str) -> Response:
+        try:
+            record = manager.job(job_id)
+        except JobNotFoundError:
+            return _exception(HTTPStatus.NOT_FOUND, "NoSuchJob", f"no job {job_id}")
+        try:
+            tail = logs.parse_tail(request.args.get("tail"))
+            if record.is_final and record.logs is None:
+                logs.archive(manager, record, None)  # a job that ended unseen, or an earlier try failed
+                record = manager.store.get(job_id) or record
+            lines = logs.job_log(manager, record, step=request.args.get("step"), tail=tail)
+        except ArgoPluginError as err:
+            return _exception(err.http_status, err.ogc_code, err.message)
+        return Response(stream_with_context(lines), mimetype="text/plain")
+
+    @app.route(f"{prefix}/metrics", methods=["GET"])
+    def prometheus_metrics() -> Response:
+        body, content_type = metrics.exposition(manager.store, request.headers.get("Accept", ""))
+        return Response(body, content_type=content_type)
+
+
+def _is_json(response: Response) -> bool:
+    # pygeoapi replaces the headers with a plain dict, so ``response.mimetype`` is None
+    return str(response.headers.get("Content-Type", "")).startswith("application/json")
 
 
 def status_info(job: dict, job_url: str) -> None:
@@ -48,8 +109,44 @@ def status_info(job: dict, job_url: str) -> None:
         {"href": f"{job_url}?f=json", "rel": "self", "type": "application/json", "title": "Job status"},
         {"href": f"{job_url}/results?f=json", "rel": "http://www.opengis.net/def/rel/ogc/1.0/results",
          "type": "application/json", "title": "Job results as JSON"},
-        *others,
+        *[link for link in others if link.get("rel") != LOGS_REL],
+        {"href": f"{job_url}/logs", "rel": LOGS_REL, "type": "text/plain", "title": "Job logs"},
     ]
+
+
+def usage_members(manager: Any, jobs: list[dict]) -> None:
+    """A finished job's ``duration`` (seconds, finished - started) and Argo's ``resourcesDuration``
+    (``cpu`` core-seconds, ``memory`` (100Mi)-seconds) added to its status, from the job store."""
+    records = manager.store.get_many([job["jobID"] for job in jobs])
+    for job in jobs:
+        record = records.get(job["jobID"])
+        if record is None or not record.is_final:
+            continue
+        if record.started and record.finished:
+            job["duration"] = round((record.finished - record.started).total_seconds(), 3)
+        if record.cpu_seconds is not None or record.memory_seconds is not None:
+            job["resourcesDuration"] = {k: v for k, v in (("cpu", record.cpu_seconds),
+                                                          ("memory", record.memory_seconds)) if v is not None}
+
+
+def schedule_members(manager: Any, jobs: list[dict]) -> None:
+    """A run of a schedule (``schedules.py``) names it: ``scheduleID``."""
+    records = manager.store.get_many([job["jobID"] for job in jobs])
+    for job in jobs:
+        record = records.get(job["jobID"])
+        if record is not None and record.schedule_id is not None:
+            job["scheduleID"] = record.schedule_id
+
+
+def stac_links(manager: Any, jobs: list[dict]) -> None:
+    """A registered job's status links to its STAC Item (after eodash's two links); the results
+    document stays layers-only, as eodash reads every key of it as a layer."""
+    records = manager.store.get_many([job["jobID"] for job in jobs])
+    for job in jobs:
+        record = records.get(job["jobID"])
+        link = stac.item_link(record, manager.storage.presign) if record is not None else None
+        if link is not None:
+            job["links"].append(link)
 
 
 def _refuse_bad_body() -> Response | None:
@@ -77,6 +174,7 @@ def create_app() -> Flask:
         return app
     prefix = flask_app.BLUEPRINT.url_prefix or ""
     base_url = flask_app.api_.base_url
+    manager.base_url = base_url
     app.config["MAX_CONTENT_LENGTH"] = manager.settings.max_request_bytes
 
     app.add_url_rule(f"{prefix}/processes/<process_id>/jobs", "execute_process_jobs_alias",
@@ -120,6 +218,60 @@ def create_app() -> Flask:
 
     app.view_functions["pygeoapi.get_job_result"] = job_results
 
+    default_limit = flask_app.api_.config["server"].get("limits", {}).get("default_items", 10)
+
+    def job_list(api: API, api_request: APIRequest) -> tuple[dict, int, str]:
+        """pygeoapi's ``get_jobs`` for the list, with the OGC filters read and applied in SQL."""
+        headers = api_request.get_response_headers(SYSTEM_LOCALE, **api.api_headers)
+        try:
+            query = joblist.parse(request.args.to_dict(flat=False), default_limit=default_limit,
+                                  now=datetime.now(UTC))
+        except InvalidParameterValue as err:
+            return api.get_exception(HTTPStatus.BAD_REQUEST, headers, api_request.format,
+                                     "InvalidParameterValue", err.message)
+        page = manager.get_jobs(limit=query.limit, offset=query.offset, where=query.where)
+        fmt = "html" if api_request.format == F_HTML else "json"
+        document = joblist.document(page["jobs"], page["numberMatched"], query,
+                                    jobs_url=f"{base_url}/jobs", fmt=fmt)
+        if fmt == "json":
+            return headers, HTTPStatus.OK, to_json(document, api.pretty_print)
+        data = {"jobs": document, "offset": query.offset, "now": datetime.now(UTC).strftime(DATETIME_FORMAT)}
+        return headers, HTTPStatus.OK, render_j2_template(
+            api.tpl_config, api.config["server"]["templates"], "jobs/index.html", data, api_request.locale)
+
+    original_jobs = app.view_functions["pygeoapi.get_jobs"]
+
+    def jobs(job_id: str | None = None) -> Response:
+        if job_id is not None:
+            return original_jobs(job_id=job_id)  # a job's status or its dismissal: pygeoapi's
+        return flask_app.execute_from_flask(job_list, request)
+
+    app.view_functions["pygeoapi.get_jobs"] = jobs
+
+    @app.after_request
+    def conformance_classes(response: Response) -> Response:
+        if (request.endpoint != "pygeoapi.conformance" or response.status_code != HTTPStatus.OK
+                or not _is_json(response)):
+            return response
+        document = json.loads(response.get_data())
+        document["conformsTo"] += [c for c in CONFORMANCE if c not in document["conformsTo"]]
+        response.set_data(json.dumps(document))
+        return response
+
+    @app.after_request
+    def exception_types(response: Response) -> Response:
+        if response.status_code != HTTPStatus.NOT_FOUND or not _is_json(response):
+            return response
+        document = json.loads(response.get_data())
+        code = document.get("code") if isinstance(document, dict) else None
+        # pygeoapi answers an unknown job's status with code InvalidParameterValue
+        if request.endpoint == "pygeoapi.get_jobs" and (request.view_args or {}).get("job_id"):
+            code = "NoSuchJob"
+        if code in EXCEPTION_TYPES:
+            document["type"] = EXCEPTION_TYPES[code]
+            response.set_data(json.dumps(document))
+        return response
+
     @app.after_request
     def job_status_documents(response: Response) -> Response:
         if (request.endpoint != "pygeoapi.get_jobs" or request.method != "GET"
@@ -130,9 +282,31 @@ def create_app() -> Flask:
         document = json.loads(response.get_data())
         for job in document.get("jobs", [document]):
             status_info(job, f"{base_url}/jobs/{job['jobID']}")
+        stac_links(manager, document.get("jobs", [document]))
+        usage_members(manager, document.get("jobs", [document]))
+        schedule_members(manager, document.get("jobs", [document]))
         response.set_data(json.dumps(document))
         return response
 
+    @app.after_request
+    def dismiss_document(response: Response) -> Response:
+        """pygeoapi's dismiss answer lacks the statusInfo's required ``type`` and any Content-Type."""
+        if (request.endpoint != "pygeoapi.get_jobs" or request.method != "DELETE"
+                or response.status_code != HTTPStatus.OK):
+            return response
+        document = json.loads(response.get_data())
+        document["type"] = "process"
+        response.set_data(json.dumps(document))
+        response.headers["Content-Type"] = "application/json"
+        return response
+
+    add_operations_routes(app, manager, prefix)
+    # Every worker process runs one; the job store's lease lets exactly one of them work.
+    running = reconciler.start(manager, base_url)
+    if running is not None:
+        atexit.register(running.stop)
+        app.extensions["pygeoapi_argo.reconciler"] = running
+    schedules.sync_in_background(manager)  # best effort: Argo down must not keep pygeoapi from starting
     return app
 
 

@@ -11,6 +11,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,3 +199,110 @@ def start_pygeoapi(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> It
 @pytest.fixture(scope="session")
 def pygeoapi(start_pygeoapi: PygeoapiFactory, emulator: Emulator) -> Pygeoapi:
     return start_pygeoapi(emulator)
+
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")  # Debian's postgresql-15 (the Makefile installs it)
+
+
+@dataclass
+class Postgres:
+    """A PostgreSQL cluster of the test session on 127.0.0.1, trust authentication (tests only)."""
+
+    host: str
+    port: int
+    user: str = "postgres"
+
+    def create_database(self, prefix: str = "test") -> str:
+        """A new empty database; answers its SQLAlchemy URL (psycopg2)."""
+        import psycopg2
+
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        conn = psycopg2.connect(host=self.host, port=self.port, user=self.user, dbname="postgres")
+        conn.autocommit = True  # CREATE DATABASE cannot run in a transaction
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            conn.close()
+        return f"postgresql+psycopg2://{self.user}@{self.host}:{self.port}/{name}"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """``initdb`` a cluster in a temporary folder and run it on a free port; removed at session end.
+
+    PostgreSQL refuses to run as root, so as root every command runs as the ``postgres`` OS user
+    (``runuser``), in a folder outside pytest's root-only temporary tree.
+    """
+    assert (PG_BIN / "pg_ctl").exists(), f"PostgreSQL 15 not found in {PG_BIN}: run make install"
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    root = Path(tempfile.mkdtemp(prefix="pygeoapi-argo-pg-"))
+    if as_postgres:
+        shutil.chown(root, "postgres", "postgres")
+    cluster = root / "cluster"
+
+    def run(*cmd: str) -> None:
+        done = subprocess.run([*as_postgres, *cmd], capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"{cmd[0]} failed ({done.returncode}): {done.stderr or done.stdout}")
+
+    port = free_port()
+    run(str(PG_BIN / "initdb"), "-D", str(cluster), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+        "--no-sync")
+    options = (f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off -c synchronous_commit=off "
+               "-c full_page_writes=off")
+    run(str(PG_BIN / "pg_ctl"), "-D", str(cluster), "-l", str(root / "postgres.log"), "-o", options, "-w",
+        "start")
+    try:
+        yield Postgres(host="127.0.0.1", port=port)
+    finally:
+        run(str(PG_BIN / "pg_ctl"), "-D", str(cluster), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def job_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty job store database on each backend the JobStore supports."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.db'}"
+    return request.getfixturevalue("postgres").create_database("jobs")
+
+
+@dataclass
+class StacApi:
+    """stac-fastapi-pgstac with the Transactions extension on a pgstac database; ``stop``/``start``
+    take it down and bring it back on the same URL (a STAC API outage)."""
+
+    url: str
+    env: dict[str, str]
+    port: int
+    proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "stac_fastapi.pgstac.app:create_app", "--factory",
+             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+            env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_http(f"{self.url}/_mgmt/ping", self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+            self.proc = None
+
+
+@pytest.fixture(scope="session")
+def stac_api(postgres: Postgres) -> Iterator[StacApi]:
+    """A real STAC API (needs PostGIS: Debian postgresql-15-postgis-3), schema by ``pypgstac migrate``."""
+    url = postgres.create_database("stac")
+    dsn = url.replace("postgresql+psycopg2://", "postgresql://")
+    name = dsn.rsplit("/", 1)[1]
+    pypgstac = Path(sys.executable).parent / "pypgstac"
+    subprocess.run([str(pypgstac), "migrate", "--dsn", dsn], check=True, capture_output=True, timeout=300)
+    port = free_port()
+    env = {**os.environ, "PGUSER": postgres.user, "PGPASSWORD": "", "PGHOST": postgres.host,
+           "PGPORT": str(postgres.port), "PGDATABASE": name, "ENABLE_TRANSACTIONS_EXTENSIONS": "true"}
+    api = StacApi(url=f"http://127.0.0.1:{port}", env=env, port=port)
+    api.start()
+    yield api
+    api.stop()

@@ -1,4 +1,5 @@
-"""JobStore against real SQLite files: round trips, forward-only status, paging, concurrency."""
+"""JobStore against real SQLite files and a real PostgreSQL (``job_store_url`` runs each test on both):
+round trips, forward-only status, paging, concurrency. The OGC filters: ``test_joblist.py``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from pygeoapi_argo.errors import JobConflict, JobNotFound
-from pygeoapi_argo.jobs import JobRecord, JobStore
+from pygeoapi_argo.jobs import JobFilter, JobRecord, JobStore
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -24,7 +25,12 @@ def job(job_id: str, *, created: datetime = T0, process_id: str = "echo", status
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
+def url(job_store_url: str) -> str:
+    return job_store_url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'jobs.db'}"
 
 
@@ -133,16 +139,17 @@ def test_list_newest_first_paged_counted_and_filtered(store: JobStore) -> None:
     assert store.list(5, 10)[1] == 12
     assert store.list(5, 20) == ([], 12)
 
-    records, total = store.list(10, 0, status=["running", "failed"])
+    records, total = store.list(10, 0, JobFilter(status=("running", "failed")))
     assert [r.job_id for r in records] == ["j07", "j03"] and total == 2
-    assert store.list(status="failed")[1] == 1
-    records, total = store.list(2, 0, process_ids=["raster"])
+    assert store.list(where=JobFilter(status=("failed",)))[1] == 1
+    records, total = store.list(2, 0, JobFilter(process_ids=("raster",)))
     assert [r.job_id for r in records] == ["j09", "j06"] and total == 4
-    assert store.list(status=["accepted"], process_ids=["raster"])[1] == 3
+    assert store.list(where=JobFilter(status=("accepted",), process_ids=("raster",)))[1] == 3
     assert [r.job_id for r in store.non_final()] == [f"j{i:02d}" for i in range(12) if i != 7]
 
 
-def test_list_is_served_by_indexes(store: JobStore) -> None:
+def test_list_is_served_by_indexes(sqlite_url: str) -> None:
+    store = JobStore(sqlite_url)
     store.add(job("i1"))
     with store.engine.connect() as conn:
         def plan(where: str) -> str:
@@ -155,12 +162,14 @@ def test_list_is_served_by_indexes(store: JobStore) -> None:
         assert "TEMP B-TREE" not in plan("")  # no sort: the index gives the order
         assert "ix_pygeoapi_argo_jobs_status" in plan("WHERE status = 'running'")
         assert "ix_pygeoapi_argo_jobs_process" in plan("WHERE process_id = 'echo'")
+    store.dispose()
 
 
-def test_sqlite_file_is_wal_and_outlives_the_store(url: str, store: JobStore) -> None:
+def test_sqlite_file_is_wal_and_outlives_the_store(sqlite_url: str) -> None:
+    store = JobStore(sqlite_url)
     store.add(job("p1"))
     store.dispose()
-    again = JobStore(url)
+    again = JobStore(sqlite_url)
     try:
         assert again.get("p1").workflow_name == "pygeoapi-job-p1"
         with again.engine.connect() as conn:
@@ -227,5 +236,26 @@ def test_another_process_writes_the_same_file(url: str, store: JobStore) -> None
         store.add(job(f"y{i}"))
         store.update(f"y{i}", status="running")
     assert child.wait(timeout=60) == 0
-    records, total = store.list(status=["running"])
+    records, total = store.list(where=JobFilter(status=("running",)))
     assert total == 80 and len(records) == 80
+
+
+def test_a_job_table_of_an_older_version_gains_the_new_columns(tmp_path: Path) -> None:
+    """A store made before a column existed opens, keeps its rows and stores the new field."""
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "CREATE TABLE pygeoapi_argo_jobs (job_id VARCHAR(64) PRIMARY KEY, "
+            "process_id VARCHAR(255) NOT NULL, workflow_name VARCHAR(253) NOT NULL, "
+            "status VARCHAR(16) NOT NULL, created DATETIME NOT NULL, "
+            "updated DATETIME NOT NULL)"))
+        conn.execute(sa.text(
+            "INSERT INTO pygeoapi_argo_jobs VALUES ('old', 'echo', 'pygeoapi-job-old', 'successful', "
+            "'2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
+    engine.dispose()
+    store = JobStore(url)
+    assert store.get("old").status == "successful"
+    assert store.update("old", message="still here").message == "still here"
+    store.dispose()

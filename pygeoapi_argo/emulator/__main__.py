@@ -16,6 +16,7 @@ import yaml
 from werkzeug.serving import make_server
 
 from .controller import Controller, ControllerSettings
+from .cron import CronClock, CronController, CronWorkflowService
 from .server import ArgoError, ArgoServer
 from .state import Cluster
 
@@ -33,6 +34,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every /api request")
     parser.add_argument("--sandbox", choices=("bwrap", "none"), default="bwrap",
                         help="how steps are isolated")
+    parser.add_argument("--cron-tick", type=float, metavar="SECONDS",
+                        help="test aid, not Argo: one cron minute lasts SECONDS (CronWorkflows fire fast)")
     return parser.parse_args(argv)
 
 
@@ -67,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
                                   sandbox=args.sandbox)
     controller = Controller(cluster, settings)
     app = ArgoServer(cluster, controller, token=args.token, namespace=args.namespace)
+    cron = CronController(cluster, app, controller, CronClock(args.cron_tick))
+    app.add_routes(CronWorkflowService(app, cron.wake).routes())
     if args.templates is not None:
         load_templates(app, args.templates, args.namespace)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request on stderr
@@ -77,11 +82,13 @@ def main(argv: list[str] | None = None) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     print(f"listening http://{args.host}:{httpd.server_port}", flush=True)
+    cron.start()
     try:
         httpd.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        cron.close()
         controller.close()
         httpd.server_close()
     sys.exit(0)

@@ -342,6 +342,10 @@ class Run:
             if message:
                 node["message"] = message
             node.update(fields)
+            if "resourcesDuration" in fields:  # the workflow's is the sum of its pods'
+                total = self.wf["status"].setdefault("resourcesDuration", {})
+                for resource, seconds in fields["resourcesDuration"].items():
+                    total[resource] = total.get(resource, 0) + seconds
             if phase in FULFILLED:
                 node.setdefault("finishedAt", now_rfc3339())
                 if node["type"] == "Pod" and phase == "Succeeded":
@@ -641,7 +645,9 @@ class Run:
                 phase, message = "Error", f"failed to save logs: {exc}"
         live.finish()
         remove_tree(root)
-        fields = {"outputs": outputs} if outputs else {}
+        fields: dict[str, Any] = {"outputs": outputs} if outputs else {}
+        if result is not None:
+            fields["resourcesDuration"] = result.resources_duration
         self._mark(node, phase, message, **fields)
         if phase == "Succeeded":
             self._publish_globals(outputs)

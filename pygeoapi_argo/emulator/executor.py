@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import shutil
@@ -31,6 +32,7 @@ _PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
 _PATH = "/emulator/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _KILL_GRACE_SECONDS = 2.0
 _RESULT_LIMIT = 256 * 1024
+_MEMORY_UNIT = 100 * 1024 * 1024  # Argo counts memory in (100Mi)-seconds
 
 
 class PodError(Exception):
@@ -65,6 +67,9 @@ class PodResult:
     exit_code: int | None  # None: killed before or while running
     message: str = ""  # why it was killed
     stdout: str = ""
+    # Argo's resourcesDuration (whole seconds), here measured: CPU time used, and peak memory
+    # (in units of 100Mi) times the wall time; scripted pods run nothing and use nothing
+    resources_duration: dict[str, int] = field(default_factory=lambda: {"cpu": 0, "memory": 0})
 
 
 @dataclass
@@ -176,15 +181,17 @@ class Execution:
             )
             timer.daemon = True
             timer.start()
-        code = self._proc.wait()
+        started = time.monotonic()
+        code, cpu, max_rss = _wait(self._proc)
+        resources = _resources_duration(cpu, max_rss, time.monotonic() - started)
         for reader in readers:
             reader.join()
         if self.request.deadline is not None:
             timer.cancel()
         if self._killed:
-            return PodResult(None, self._killed)
+            return PodResult(None, self._killed, resources_duration=resources)
         text = "".join(stdout)
-        return PodResult(code, stdout=text[:_RESULT_LIMIT])
+        return PodResult(code, stdout=text[:_RESULT_LIMIT], resources_duration=resources)
 
     def _pump(self, stream, sink: list[str] | None) -> None:
         for raw in iter(stream.readline, b""):
@@ -319,6 +326,23 @@ def _host_mapped(
     env["PATH"] = f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '/usr/bin:/bin')}"
     env["TMPDIR"] = mapping.get("/tmp", str(request.root))
     return [rewrite(a) for a in argv], env
+
+
+def _wait(proc: subprocess.Popen) -> tuple[int, float, int]:
+    """``Popen.wait`` that also answers what the process (and the children it waited for: bwrap
+    waits for the step) used, from ``wait4``: exit code, CPU seconds, peak memory in KiB."""
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    except ChildProcessError:  # a kill's wait (``_terminate``) reaped it first: usage unknown
+        return proc.wait(), 0.0, 0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+
+
+def _resources_duration(cpu_seconds: float, max_rss_kib: int, wall_seconds: float) -> dict[str, int]:
+    """Argo's ``resourcesDuration`` of a pod, rounded up as a pod that ran used at least a second."""
+    memory = max_rss_kib * 1024 / _MEMORY_UNIT * wall_seconds
+    return {"cpu": math.ceil(cpu_seconds), "memory": math.ceil(memory)}
 
 
 def _terminate(proc: subprocess.Popen) -> None:

@@ -302,6 +302,7 @@ class ArgoServer:
             (f"{wf}/<ns>/<name>/terminate", "PUT", self.terminate_workflow),
             (f"{wf}/<ns>/<name>/log", "GET", self.workflow_logs),
             (f"{wf}/<ns>/<name>/<pod>/log", "GET", self.workflow_logs),
+            ("/api/v1/workflow-events/<ns>", "GET", self.watch_workflows),
             (f"{wft}/<ns>", "GET", self.list_templates),
             (f"{wft}/<ns>", "POST", self.create_template),
             (f"{wft}/<ns>/<name>", "GET", self.get_template),
@@ -320,6 +321,13 @@ class ArgoServer:
             self.handlers[endpoint] = handler
             url_rules.append(Rule(path, methods=[method], endpoint=endpoint))
         self.url_map = Map(url_rules, strict_slashes=False, merge_slashes=False)
+
+    def add_routes(self, rules: list[tuple[str, str, Callable[..., Any]]]) -> None:
+        """Serve more paths (``(path, method, handler)``), e.g. the CronWorkflow service of cron.py."""
+        for path, method, handler in rules:
+            endpoint = f"{handler.__name__}:{len(self.handlers)}"
+            self.handlers[endpoint] = handler
+            self.url_map.add(Rule(path, methods=[method], endpoint=endpoint))
 
     # -- WSGI ------------------------------------------------------------------------------------------
 
@@ -404,7 +412,7 @@ class ArgoServer:
         body = self.body(request, "WorkflowSubmitRequest")
         kind, name = body.get("resourceKind", ""), body.get("resourceName", "")
         if kind in CRON_KINDS:
-            raise not_found("cronworkflows.argoproj.io", name)  # the emulator keeps no CronWorkflows
+            raise ArgoError(12, "the Argo emulator does not implement submitting from a CronWorkflow")
         if kind not in WORKFLOW_TEMPLATE_KINDS + CLUSTER_TEMPLATE_KINDS:
             raise invalid(f"Resource kind '{kind}' is not supported for submitting")
         cluster_scope = kind in CLUSTER_TEMPLATE_KINDS
@@ -558,6 +566,7 @@ class ArgoServer:
             self.cluster.workflows.pop((ns, name), None)
             pods = [k for k, pod in self.cluster.pods.items() if (pod.namespace, pod.workflow) == (ns, name)]
             removed = [self.cluster.pods.pop(key) for key in pods]
+            self.cluster.changed.notify_all()  # watchers send DELETED
         for pod in removed:
             pod.finish()  # wake log followers: the pod is gone
         return {}
@@ -581,6 +590,26 @@ class ArgoServer:
             main=(request.args.get("logOptions.container") or "main") == "main",
             follow=_bool_arg(request, "logOptions.follow"),
             timestamps=_bool_arg(request, "logOptions.timestamps"), tail=tail, pattern=pattern)
+        return Response(stream.chunks(), mimetype="application/json", direct_passthrough=True)
+
+    # -- watch -----------------------------------------------------------------------------------------
+
+    def watch_workflows(self, request: Request, ns: str) -> Response:
+        """``workflow-events``: Kubernetes watch semantics, as Argo passes them on (WorkflowEvents)."""
+        try:
+            labels = LabelSelector.parse(request.args.get("listOptions.labelSelector"))
+            selector = WorkflowFieldSelector.parse(request.args.get("listOptions.fieldSelector"), ns)
+        except SelectorError as error:
+            raise invalid(str(error)) from None
+        if request.args.get("fields"):
+            raise invalid("the Argo emulator does not implement fields on workflow-events")
+        stream = WorkflowEvents(
+            cluster=self.cluster,
+            matches=lambda key, wf: ((not selector.namespace or key[0] == selector.namespace)
+                                     and labels.matches(wf["metadata"].get("labels"))
+                                     and selector.matches(wf)),
+            since=_int_arg(request, "listOptions.resourceVersion"),
+            timeout=_int_arg(request, "listOptions.timeoutSeconds"))
         return Response(stream.chunks(), mimetype="application/json", direct_passthrough=True)
 
     # -- workflow templates and cluster workflow templates ----------------------------------------------
@@ -757,3 +786,56 @@ class LogStream:
         with pod.changed:
             if len(pod.lines) <= sent[pod.name] and not pod.finished:
                 pod.changed.wait(timeout=0.5)
+
+
+@dataclass
+class WorkflowEvents:
+    """One ``workflow-events`` request: ``{"result": {"type", "object"}}`` lines as workflows change.
+
+    Kubernetes watch semantics: without ``since`` (``listOptions.resourceVersion``) every matching
+    workflow is first sent as ADDED; with it, only what changed after that version (as MODIFIED: the
+    emulator keeps no event history, so deletions before the request are not replayed). A workflow
+    that stops matching (deleted, or relabelled) is sent as DELETED with its last state. Changes in
+    quick succession may arrive as one event carrying the latest state, as a slow Kubernetes watcher
+    sees them too. ``timeout`` (``listOptions.timeoutSeconds``) ends the stream cleanly.
+    """
+
+    cluster: Cluster
+    matches: Callable[[Key, dict], bool]
+    since: int | None
+    timeout: int | None
+
+    def chunks(self) -> Iterator[bytes]:
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        known: dict[Key, tuple[str, dict]] = {}  # key -> (resourceVersion, last state sent)
+        first = True
+        yield b""  # the headers at once, as Argo's SendHeader: the client learns the watch is open
+        while deadline is None or time.monotonic() < deadline:
+            with self.cluster.lock:
+                events = self.changes(known, first)
+                first = False
+                if not events:
+                    # touch() and deletes notify; the timeout also catches removals that do not
+                    self.cluster.changed.wait(timeout=1.0)
+                    continue
+            for kind, obj in events:
+                yield json.dumps({"result": {"type": kind, "object": obj}}).encode() + b"\n"
+
+    def changes(self, known: dict[Key, tuple[str, dict]], first: bool) -> list[tuple[str, dict]]:
+        """What changed since the last look (call with the lock held); updates ``known``."""
+        events: list[tuple[str, dict]] = []
+        current = {key: wf for key, wf in self.cluster.workflows.items() if self.matches(key, wf)}
+        for key, wf in current.items():
+            version = wf["metadata"].get("resourceVersion", "")
+            if key in known and known[key][0] == version:
+                continue
+            obj = copy.deepcopy(wf)
+            baseline = first and self.since is not None
+            if baseline and int(version or 0) <= self.since:
+                known[key] = (version, obj)
+                continue
+            events.append(("MODIFIED" if key in known or baseline else "ADDED", obj))
+            known[key] = (version, obj)
+        for key in [k for k in known if k not in current]:
+            events.append(("DELETED", known.pop(key)[1]))
+        return events

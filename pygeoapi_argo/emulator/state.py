@@ -61,8 +61,11 @@ class Cluster:
         self.workflows: dict[Key, dict] = {}
         self.workflow_templates: dict[Key, dict] = {}
         self.cluster_workflow_templates: dict[Key, dict] = {}
+        self.cron_workflows: dict[Key, dict] = {}
         self.pods: dict[Key, Pod] = {}
         self._resource_version = 0
+        # Woken on every change (``touch``) and workflow removal: watch streams wait on it.
+        self.changed = threading.Condition(self.lock)
 
     def stamp(self, obj: dict, *, namespace: str | None) -> dict:
         """Fill the metadata Kubernetes sets on create: uid, creationTimestamp, resourceVersion."""
@@ -80,6 +83,7 @@ class Cluster:
         with self.lock:
             self._resource_version += 1
             obj.setdefault("metadata", {})["resourceVersion"] = str(self._resource_version)
+            self.changed.notify_all()
 
     def snapshot(self, obj: dict) -> dict:
         """A deep copy taken under the lock, safe to serialise after the lock is released."""

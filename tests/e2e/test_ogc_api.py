@@ -444,7 +444,8 @@ def test_results_of_a_running_job_are_not_ready(tuned):
         tuned.url)
     response = get_json(f"{location}/results")
     body = assert_ogc_exception(response, 404)
-    assert "ResultNotReady" in body["type"]
+    assert body["code"] == "ResultNotReady"
+    assert body["type"] == "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/result-not-ready"
     assert get_json(location).json()["status"] in ("accepted", "running")
     polled = poll(location)
     assert polled.final["status"] == "successful"
