@@ -35,6 +35,13 @@ class MissingParameterValue(InvalidParameterValue):
     ogc_code = "MissingParameterValue"
 
 
+class UnsupportedMediaType(ArgoPluginError):
+    """A request body in a media type we do not read (the execute request is JSON): nothing ran."""
+
+    ogc_code = "UnsupportedMediaType"
+    http_status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+
+
 class ConfigurationError(ArgoPluginError):
     """Settings or process configuration that cannot work; raised at start-up."""
 

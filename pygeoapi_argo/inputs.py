@@ -6,8 +6,9 @@ arrays as compact JSON. In particular a bbox is the compact JSON array ``[minx,m
 (6 numbers with heights), a geometry the GeoJSON geometry object, a date-time RFC 3339 in UTC.
 The order of the checks is part of the contract:
 
-1. shape: a mapping of known input names; secret-looking names refused unless the process declares
-   them; missing required inputs (``minOccurs`` > 0, no default) refused; absent optional inputs are
+1. shape: a mapping of known input names; secret-looking names refused, even where a template declares
+   them (secrets never travel as parameters: a template reads them with ``secretKeyRef``); missing
+   required inputs (``minOccurs`` > 0, no default) refused; absent optional inputs are
    left out, so Argo applies the template's own default;
 2. size of each value (and of all together), before any costly parsing;
 3. unwrapping OGC forms: a qualified value ``{"value": …, "mediaType": …}`` gives its value; a link
@@ -18,7 +19,8 @@ The order of the checks is part of the contract:
 4. JSON-Schema validation against the described schema (OpenAPI 3.0 flavour, hence Draft 4);
 5. meaning: bbox order and ranges, GeoJSON parsed and valid with shapely, dates and date-times;
    an HTML ``datetime-local`` value (``YYYY-MM-DDThh:mm``, no offset) is taken as UTC;
-6. the final string: no ``{{`` (Argo would evaluate it as a template expression).
+6. the final value: no secret-looking key in an object or array (it would travel as a parameter), and
+   no ``{{`` in its string (Argo would evaluate it as a template expression).
 
 Error messages name the input and never echo a value of a secret-looking input.
 """
@@ -67,6 +69,12 @@ def looks_secret(name: str) -> bool:
     return bool(_SECRET.search(name))
 
 
+def _holds_secret_key(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return any(looks_secret(str(k)) or _holds_secret_key(v) for k, v in value.items())
+    return isinstance(value, list) and any(_holds_secret_key(v) for v in value)
+
+
 def mask(value: Any) -> Any:
     """A copy of ``value`` (the inputs) with values under secret-looking names replaced by ``***``.
 
@@ -87,10 +95,11 @@ def to_parameters(description: Mapping[str, Any], inputs: Any, limits: Limits = 
     if not isinstance(inputs, Mapping):
         raise InvalidParameterValue("'inputs' must be a JSON object mapping input names to values")
     for name in inputs:
+        if looks_secret(str(name)):
+            raise InvalidParameterValue(
+                f"input '{name}' looks like a secret: secrets never travel as parameters (a template reads "
+                "them with secretKeyRef)", name=str(name))
         if name not in described:
-            if looks_secret(str(name)):
-                raise InvalidParameterValue(
-                    f"input '{name}' looks like a secret: secrets never travel as parameters", name=str(name))
             known = ", ".join(sorted(described)) or "none"
             raise InvalidParameterValue(f"unknown input '{name}' (this process knows: {known})",
                                         name=str(name))
@@ -111,7 +120,12 @@ def _parameter(name: str, value: Any, spec: Mapping[str, Any], limits: Limits) -
     if size > limits.value_bytes:
         raise InvalidParameterValue(f"input '{name}' is {size} bytes, more than the limit of "
                                     f"{limits.value_bytes} bytes", name=name)
-    text = _encode(name, _value(name, value, spec.get("schema") or {}))
+    value = _value(name, value, spec.get("schema") or {})
+    if _holds_secret_key(value):
+        raise InvalidParameterValue(f"input '{name}' holds a key that looks like a secret: secrets never "
+                                    "travel as parameters (a template reads them with secretKeyRef)",
+                                    name=name)
+    text = _encode(name, value)
     if "{{" in text:
         raise InvalidParameterValue(f"input '{name}' contains '{{{{', which Argo would evaluate as a "
                                     "template expression", name=name)
@@ -123,7 +137,7 @@ def _value(name: str, value: Any, schema: Mapping[str, Any]) -> Any:
     value = _unwrap(name, value, schema)
     error = best_match(SchemaValidator(schema).iter_errors(value))
     if error is not None:
-        raise InvalidParameterValue(f"input '{name}' {_explain(name, error)}", name=name)
+        raise InvalidParameterValue(f"input '{name}' {_explain(error)}", name=name)
     kind = schema.get("format")
     shape_needed = {"ogc-bbox": Mapping, "geojson-geometry": Mapping, "date": str, "date-time": str}.get(kind)
     if shape_needed is not None and not isinstance(value, shape_needed):  # a configured schema may be loose
@@ -160,10 +174,8 @@ def _unwrap(name: str, value: Any, schema: Mapping[str, Any]) -> Any:
     return value
 
 
-def _explain(name: str, error: ValidationError) -> str:
+def _explain(error: ValidationError) -> str:
     where = "".join(f"[{p!r}]" for p in error.absolute_path)
-    if looks_secret(name):  # the default messages quote the value
-        return f"{where} does not match its schema ({error.validator})".lstrip()
     message = error.message if len(error.message) <= 200 else error.message[:200] + "…"
     return f"{where} is invalid: {message}".lstrip()
 

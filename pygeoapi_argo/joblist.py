@@ -82,6 +82,8 @@ def _values(args: Mapping[str, Sequence[str]], name: str) -> list[str]:
     values = [item.strip() for value in args.get(name, ()) for item in value.split(",")]
     if "" in values:
         raise InvalidParameterValue(f"{name} has an empty value", name=name)
+    if any("\x00" in value for value in values):  # PostgreSQL cannot even compare such a string
+        raise InvalidParameterValue(f"{name} holds a NUL character", name=name)
     return values
 
 

@@ -94,6 +94,7 @@ class JobFilter:
     min_duration: int | None = None
     max_duration: int | None = None
     now: datetime | None = None
+    owner: str | None = None  # per-user isolation (owners.py): only this owner's jobs
 
 
 class UTCDateTime(sa.TypeDecorator):
@@ -170,6 +171,7 @@ sa.Index("ix_pygeoapi_argo_job_tasks_due", tasks.c.state, tasks.c.next_attempt)
 sa.Index("ix_pygeoapi_argo_jobs_order", jobs.c.created.desc(), jobs.c.job_id.desc())
 sa.Index("ix_pygeoapi_argo_jobs_status", jobs.c.status, jobs.c.created.desc())
 sa.Index("ix_pygeoapi_argo_jobs_process", jobs.c.process_id, jobs.c.created.desc())
+sa.Index("ix_pygeoapi_argo_jobs_owner", jobs.c.owner, jobs.c.created.desc())  # per-user job lists
 # Duration filters of running jobs compare ``started`` with a bound instant.
 sa.Index("ix_pygeoapi_argo_jobs_started", jobs.c.status, jobs.c.started)
 
@@ -239,6 +241,8 @@ class JobStore:
             raise JobConflict(f"job {record.job_id} exists already") from None
 
     def get(self, job_id: str) -> JobRecord | None:
+        if "\x00" in job_id:  # no job id holds NUL, and PostgreSQL refuses to compare with one
+            return None
         with self._db().connect() as conn:
             row = conn.execute(sa.select(jobs).where(jobs.c.job_id == job_id)).one_or_none()
         return _record(row) if row is not None else None
@@ -416,6 +420,8 @@ def _conditions(where: JobFilter) -> list[sa.ColumnElement[bool]]:
         conditions.append(jobs.c.status.in_(list(where.status)))
     if where.process_ids:
         conditions.append(jobs.c.process_id.in_(list(where.process_ids)))
+    if where.owner is not None:
+        conditions.append(jobs.c.owner == where.owner)
     if where.created_from is not None:
         conditions.append(jobs.c.created >= where.created_from)
     if where.created_to is not None:

@@ -71,6 +71,15 @@ class Redactor:
             return REDACTED
         return text
 
+    def text(self, text: str | None) -> str | None:
+        """``text`` with each secret value blanked out as ``***``, the rest kept: a failure message
+        (``Error (exit code 1): <log tail>``) stays readable."""
+        if text is None:
+            return None
+        for value in self.values:
+            text = text.replace(value, "***")
+        return self.scrub(text) if self.scrub is not None else text
+
 
 def redactor(manager: ArgoManager) -> Redactor:
     """The secrets of this process as configured: listed environment variables and the Argo token."""

@@ -28,7 +28,7 @@ from pygeoapi.process.base import JobNotFoundError, JobResultNotFoundError, Proc
 from pygeoapi.process.manager.base import BaseManager
 from pygeoapi.util import JobStatus, RequestedProcessExecutionMode, RequestedResponse
 
-from . import callbacks, logs, metrics, results, stac, status
+from . import callbacks, logs, metrics, owners, results, stac, status
 from . import inputs as ogc_inputs
 from .argo import ArgoClient
 from .errors import (
@@ -139,6 +139,7 @@ class ArgoManager(BaseManager):
             status=JobStatus.accepted.value, message="Job accepted: submitting the Argo workflow",
             progress=0, created=now, started=None, finished=None, updated=now,
             inputs=masked, requested_outputs=selected, response=response, subscriber=subscriber_urls,
+            owner=owners.current(self.settings.isolation),
         )
         self.store.add(record)
         try:
@@ -181,7 +182,7 @@ class ArgoManager(BaseManager):
                 name=record.workflow_name,
                 namespace=self.settings.argo.namespace,
                 labels={LABEL_JOB: record.job_id, LABEL_PROCESS: record.process_id,
-                        LABEL_MANAGED_BY: "pygeoapi-argo"},
+                        LABEL_MANAGED_BY: "pygeoapi-argo", **owners.labels(record.owner)},
                 annotations={ANNOTATION_REQUEST: json.dumps(
                     {"inputs": record.inputs, "outputs": record.requested_outputs,
                      "response": record.response}, separators=(",", ":"))},
@@ -206,6 +207,16 @@ class ArgoManager(BaseManager):
                 raise
             try:
                 self.argo.get_workflow(record.workflow_name, fields="metadata.name")
+            except ArgoNotFound:
+                if err.status is not None:
+                    raise err from None  # Argo answered (a 5xx): the create did not happen
+                # Sent but unanswered, and not there yet: a slow Argo may still create it after we
+                # gave up. Failing the job now could leave its workflow running unseen; it stays
+                # accepted, and ``refresh`` fails it if no workflow appears within the submit window.
+                LOGGER.warning("job %s: the create call of workflow %s got no answer (%s); the job "
+                               "stays accepted until the workflow appears or the submit window ends",
+                               record.job_id, record.workflow_name, err.message)
+                return
             except ArgoError:
                 raise err from None
             LOGGER.info("workflow %s was created although its create call failed", record.workflow_name)
@@ -243,7 +254,9 @@ class ArgoManager(BaseManager):
             return record  # its create call (in this worker or another) has not reached Argo yet
         state = status.vanished(record.workflow_name) if workflow is None else status.from_workflow(workflow)
         changes: dict[str, Any] = {
-            "status": state.status, "progress": state.progress, "message": state.message,
+            # a failure message may end with the step's log (FallbackToLogsOnError): redacted as logs are
+            "status": state.status, "progress": state.progress,
+            "message": logs.redactor(self).text(state.message),
             "started": state.started or record.started, "finished": state.finished,
             "updated": state.updated or datetime.now(UTC),
         }
@@ -258,7 +271,10 @@ class ArgoManager(BaseManager):
             except StorageError as err:
                 LOGGER.warning("job %s finished but S3 is unavailable; results collected later: %s",
                                record.job_id, err.message)
-                return record
+                # not final without its results, but no longer "accepted" either: say what it waits for
+                changes.update(status=JobStatus.running.value, finished=None,
+                               message=f"The workflow succeeded; its results are collected when S3 "
+                                       f"answers again ({err.message})")
             except ResultsError as err:
                 changes.update(status=JobStatus.failed.value, message=f"results unreadable: {err.message}")
         if changes["status"] in FINAL and workflow is not None:
@@ -286,8 +302,12 @@ class ArgoManager(BaseManager):
         return record
 
     def job(self, job_id: str) -> JobRecord:
-        """The job as it is now (refreshed from Argo unless finished); ``JobNotFoundError`` if unknown."""
-        return self.refresh(self._record(job_id))
+        """The job as it is now (refreshed from Argo unless finished); ``JobNotFoundError`` if unknown,
+        or another user's (``owners.py``)."""
+        record = self._record(job_id)
+        if not owners.visible(self.settings.isolation, record):
+            raise JobNotFoundError(job_id)
+        return self.refresh(record)
 
     def _job_dict(self, record: JobRecord) -> dict:
         """The job shape pygeoapi's API functions read."""

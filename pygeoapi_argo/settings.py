@@ -308,6 +308,24 @@ class ReconcilerSettings:
     KEYS = ("enabled", "lease_seconds", "poll_seconds", "callback_attempts")
 
 
+# An HTTP header name (RFC 9110 token).
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+@dataclass(frozen=True)
+class IsolationSettings:
+    """``isolation``: per-user jobs (owners.py). ``header`` names the request header a trusted proxy
+    sets to the authenticated user; unset (the default) turns isolation off."""
+
+    header: str | None = None
+
+    KEYS = ("header",)
+
+    @property
+    def enabled(self) -> bool:
+        return self.header is not None
+
+
 @dataclass(frozen=True)
 class ManagerSettings:
     """``server.manager`` of the pygeoapi configuration."""
@@ -321,10 +339,11 @@ class ManagerSettings:
     max_request_bytes: int = 1024 * 1024
     logs: LogSettings = LogSettings()
     reconciler: ReconcilerSettings = ReconcilerSettings()
+    isolation: IsolationSettings = IsolationSettings()
 
     # ``name`` picks the plugin and ``processes`` is added by pygeoapi itself.
     KEYS = ("name", "processes", "connection", "output_dir", "argo", "storage", "dismiss", "describe_ttl",
-            "max_request_bytes", "logs", "reconciler")
+            "max_request_bytes", "logs", "reconciler", "isolation")
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], env: Mapping[str, str] | None = None) -> ManagerSettings:
@@ -377,6 +396,11 @@ class ManagerSettings:
                 callback_attempts=problems.number("reconciler.callback_attempts",
                                                   reconciler.callback_attempts,
                                                   integer=True, minimum=1, maximum=100))
+        isolation = _section(problems, "isolation", config.get("isolation"), IsolationSettings)
+        if isolation is not None and isolation.header is not None and not (
+                isinstance(isolation.header, str) and _HEADER_NAME.fullmatch(isolation.header)):
+            problems.add("isolation.header", f"must be an HTTP header name such as X-Forwarded-User, "
+                                             f"not {isolation.header!r}")
         try:
             argo = ArgoSettings.from_config(config.get("argo"), os.environ if env is None else env)
         except ConfigurationError as err:
@@ -384,7 +408,8 @@ class ManagerSettings:
             argo = None
         problems.raise_if_any()
         return cls(argo=argo, connection=connection, output_dir=output_dir, storage=storage, dismiss=dismiss,
-                   describe_ttl=ttl, max_request_bytes=max_bytes, logs=logs, reconciler=reconciler)
+                   describe_ttl=ttl, max_request_bytes=max_bytes, logs=logs, reconciler=reconciler,
+                   isolation=isolation)
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,11 @@ pygeoapi 0.24 must run unpatched, so everything it does not do for us is added a
   ``links[1]``, where eodash reads it;
 - results of a failed job answer the failure reason instead of pygeoapi's bare "job failed";
 - a process whose description cannot be read from Argo answers 503, not a stub description;
-- execute bodies over the configured size, not UTF-8, or not a JSON object answer an OGC 400
-  (pygeoapi answers Werkzeug's HTML 413 or a 500);
+- execute bodies over the configured size, not UTF-8, not a JSON object, too deep or holding NUL
+  (``execute_request.py``) answer an OGC 400, and a body that is not JSON a 415 (pygeoapi answers
+  Werkzeug's HTML 413, a 500, or runs the job);
+- Werkzeug's own errors (unknown route, method not allowed, 500) answer an OGC exception in JSON,
+  not an HTML page, unless the client asked ``f=html``;
 - results of a dismissed job answer 404;
 - ``GET /jobs`` with the OGC job-list filters (``joblist.py``), applied in SQL by the job store;
 - the ``job-list`` and ``dismiss`` conformance classes, and OGC exception ``type`` URIs for unknown
@@ -15,6 +18,8 @@ pygeoapi 0.24 must run unpatched, so everything it does not do for us is added a
 - the reconciler (``reconciler.py``: job refresh, subscriber callbacks), started in every worker;
 - the processes' cron schedules synced to Argo CronWorkflows at start, in the background
   (``schedules.py``), and ``scheduleID`` on the status of a job that is a run of one;
+- per-user jobs behind a trusted proxy's user header (``owners.py``), and secret-looking inputs
+  masked in pygeoapi's own debug log (``log_masking.py``);
 - ``GET /jobs/{id}/logs`` (``logs.py``) with a ``logs`` link in the job status, a finished job's
   ``duration`` and ``resourcesDuration`` there, and ``GET /metrics`` (``metrics.py``).
 
@@ -36,9 +41,10 @@ from pygeoapi.api import API, SYSTEM_LOCALE, APIRequest
 from pygeoapi.formats import F_HTML
 from pygeoapi.process.base import JobNotFoundError
 from pygeoapi.util import DATETIME_FORMAT, render_j2_template, to_json
-from werkzeug.exceptions import RequestEntityTooLarge
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from . import joblist, logs, metrics, reconciler, schedules, stac
+from . import execute_request, joblist, log_masking, logs, metrics, owners, reconciler, schedules, stac
 from .errors import ArgoPluginError, InvalidParameterValue
 
 # No registry names a relation for a job's log; clients look for this one (text/plain).
@@ -150,16 +156,11 @@ def stac_links(manager: Any, jobs: list[dict]) -> None:
 
 
 def _refuse_bad_body() -> Response | None:
-    """pygeoapi answers 500 for an execute body that is not UTF-8 or not a JSON object."""
+    """pygeoapi answers 500 (or runs the job) for execute bodies ``execute_request`` refuses."""
     try:
-        body = json.loads(request.get_data().decode("utf-8"))
-    except UnicodeDecodeError:
-        return _exception(HTTPStatus.BAD_REQUEST, "InvalidParameterValue", "the request body is not UTF-8")
-    except ValueError:
-        return None  # pygeoapi's own 400 for JSON it cannot parse
-    if not isinstance(body, dict):
-        return _exception(HTTPStatus.BAD_REQUEST, "InvalidParameterValue",
-                          "the execute request must be a JSON object with 'inputs'")
+        execute_request.check(request.get_data(), request.headers.get("Content-Type"))
+    except ArgoPluginError as err:
+        return _exception(err.http_status, err.ogc_code, err.message)
     return None
 
 
@@ -176,6 +177,8 @@ def create_app() -> Flask:
     base_url = flask_app.api_.base_url
     manager.base_url = base_url
     app.config["MAX_CONTENT_LENGTH"] = manager.settings.max_request_bytes
+    owners.install(app, manager.settings.isolation, prefix)  # first: no owner, no look at the request
+    log_masking.install()  # pygeoapi logs execute bodies at DEBUG: secrets masked
 
     app.add_url_rule(f"{prefix}/processes/<process_id>/jobs", "execute_process_jobs_alias",
                      flask_app.execute_process_jobs, methods=["POST"])
@@ -184,6 +187,19 @@ def create_app() -> Flask:
     def too_large(_err: RequestEntityTooLarge) -> Response:
         return _exception(HTTPStatus.BAD_REQUEST, "InvalidParameterValue",
                           f"request body larger than {manager.settings.max_request_bytes} bytes")
+
+    @app.errorhandler(OperationalError)
+    def job_store_unavailable(_err: OperationalError) -> Response:
+        # e.g. SQLite locked for longer than its busy timeout, or PostgreSQL restarting
+        return _exception(HTTPStatus.SERVICE_UNAVAILABLE, "ServiceUnavailable",
+                          "the job store is unavailable right now; try again shortly")
+
+    @app.errorhandler(HTTPException)
+    def http_error(err: HTTPException) -> Response | HTTPException:
+        if request.args.get("f") == F_HTML:
+            return err
+        return _exception(err.code or HTTPStatus.INTERNAL_SERVER_ERROR, err.name.replace(" ", ""),
+                          err.description or err.name)
 
     @app.before_request
     def check_process_request() -> Response | None:
@@ -229,7 +245,8 @@ def create_app() -> Flask:
         except InvalidParameterValue as err:
             return api.get_exception(HTTPStatus.BAD_REQUEST, headers, api_request.format,
                                      "InvalidParameterValue", err.message)
-        page = manager.get_jobs(limit=query.limit, offset=query.offset, where=query.where)
+        page = manager.get_jobs(limit=query.limit, offset=query.offset,
+                                where=owners.restrict(manager.settings.isolation, query.where))
         fmt = "html" if api_request.format == F_HTML else "json"
         document = joblist.document(page["jobs"], page["numberMatched"], query,
                                     jobs_url=f"{base_url}/jobs", fmt=fmt)

