@@ -556,67 +556,56 @@ class ArgoClient:
             raise ArgoError("unexpected answer from the Argo Server: not JSON") from None
 
     def _log_entries(self, response: requests.Response, timeout: Any) -> Iterator[LogEntry]:
-        """Parse Argo's NDJSON log stream (``{"result": LogEntry}`` or ``{"error": ...}`` per line)."""
-        with response:
-            pending = b""
-            try:
-                for chunk in response.iter_content(chunk_size=None):
-                    pending += chunk
-                    *lines, pending = pending.split(b"\n")
-                    for line in lines:
-                        if line.strip():
-                            yield self._log_entry(line, complete=True)
-            except (OSError, urllib3.exceptions.HTTPError) as exc:
-                raise ArgoUnavailable(f"the log stream broke off: {_describe(exc, timeout)}") from None
-            if pending.strip():
-                yield self._log_entry(pending, complete=False)
-
-    def _log_entry(self, line: bytes, *, complete: bool) -> LogEntry:
-        try:
-            message = json.loads(line)
-        except ValueError:
-            if complete:
-                raise ArgoError("unexpected line in the Argo log stream: not JSON") from None
-            raise ArgoUnavailable("the log stream broke off in the middle of a line") from None
-        result = message.get("result") if isinstance(message, dict) else None
-        if isinstance(result, dict):
-            return LogEntry(pod_name=str(result.get("podName") or ""),
-                            content=str(result.get("content") or ""))
-        error = message.get("error") if isinstance(message, dict) else None
-        if isinstance(error, dict):
-            status = str(error.get("http_code") or error.get("httpCode") or "")
-            message = self._session.scrub(str(error.get("message") or ""))
-            raise _error_for(int(status) if status.isdigit() else 500, message)
-        raise ArgoError("unexpected message in the Argo log stream")
+        """Argo's NDJSON log stream: ``{"result": LogEntry}`` or ``{"error": ...}`` per line."""
+        for line in _ndjson(response, timeout, "log"):
+            message = self._message(line, "log")
+            result = message.get("result")
+            if not isinstance(result, dict):
+                raise ArgoError("unexpected message in the Argo log stream")
+            yield LogEntry(pod_name=str(result.get("podName") or ""),
+                           content=str(result.get("content") or ""))
 
     def _workflow_events(self, response: requests.Response, timeout: Any) -> Iterator[WorkflowEvent]:
-        """Parse the NDJSON watch stream: ``{"result": {"type", "object"}}`` or ``{"error": ...}`` lines."""
-        with response:
-            pending = b""
-            try:
-                for chunk in response.iter_content(chunk_size=None):
-                    pending += chunk
-                    *lines, pending = pending.split(b"\n")
-                    for line in lines:
-                        if line.strip():
-                            yield self._workflow_event(line)
-            except (OSError, urllib3.exceptions.HTTPError) as exc:
-                raise ArgoUnavailable(f"the watch stream broke off: {_describe(exc, timeout)}") from None
-            if pending.strip():
-                raise ArgoUnavailable("the watch stream broke off in the middle of a line")
+        """The NDJSON watch stream: ``{"result": {"type", "object"}}`` or ``{"error": ...}`` lines."""
+        for line in _ndjson(response, timeout, "watch"):
+            result = self._message(line, "watch").get("result")
+            if not (isinstance(result, dict) and isinstance(result.get("object"), dict)):
+                raise ArgoError("unexpected message in the Argo watch stream")
+            workflow = _parsed(lambda result=result: Workflow.model_validate(result["object"]))
+            yield WorkflowEvent(type=str(result.get("type") or ""), workflow=workflow)
 
-    def _workflow_event(self, line: bytes) -> WorkflowEvent:
+    def _message(self, line: bytes, what: str) -> dict:
+        """One line of a stream as a JSON object; an ``{"error": ...}`` line raised as our error."""
         try:
             message = json.loads(line)
         except ValueError:
-            raise ArgoError("unexpected line in the Argo watch stream: not JSON") from None
-        result = message.get("result") if isinstance(message, dict) else None
-        if isinstance(result, dict) and isinstance(result.get("object"), dict):
-            workflow = _parsed(lambda: Workflow.model_validate(result["object"]))
-            return WorkflowEvent(type=str(result.get("type") or ""), workflow=workflow)
-        error = message.get("error") if isinstance(message, dict) else None
+            raise ArgoError(f"unexpected line in the Argo {what} stream: not JSON") from None
+        if not isinstance(message, dict):
+            raise ArgoError(f"unexpected message in the Argo {what} stream")
+        error = message.get("error")
         if isinstance(error, dict):
             status = str(error.get("http_code") or error.get("httpCode") or "")
-            message = self._session.scrub(str(error.get("message") or ""))
-            raise _error_for(int(status) if status.isdigit() else 500, message)
-        raise ArgoError("unexpected message in the Argo watch stream")
+            raise _error_for(int(status) if status.isdigit() else 500,
+                             self._session.scrub(str(error.get("message") or "")))
+        return message
+
+
+def _ndjson(response: requests.Response, timeout: Any, what: str) -> Iterator[bytes]:
+    """The lines of a streamed NDJSON answer (a last line without its newline counts if it is whole
+    JSON). A stream that breaks off, or ends in the middle of a line, raises ``ArgoUnavailable``: a cut
+    stream never passes for a complete one."""
+    with response:
+        pending = b""
+        try:
+            for chunk in response.iter_content(chunk_size=None):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                yield from (line for line in lines if line.strip())
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            raise ArgoUnavailable(f"the {what} stream broke off: {_describe(exc, timeout)}") from None
+        if pending.strip():
+            try:
+                json.loads(pending)
+            except ValueError:
+                raise ArgoUnavailable(f"the {what} stream broke off in the middle of a line") from None
+            yield pending

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -356,3 +357,20 @@ def stac_api(postgres: Postgres) -> Iterator[StacApi]:
     api.start()
     yield api
     api.stop()
+
+
+SCRIPTED = "emulator.pygeoapi-argo.io/scripted"  # the emulator's scripted mode (see emulator/executor.py)
+
+
+def scripted_template(name: str, script: dict, **spec: object) -> dict:
+    """A one-step WorkflowTemplate whose step does exactly what ``script`` says (the emulator's
+    scripted mode: exitCode, logs, outputs, hang, sleep); a file it writes under ``/output`` is
+    uploaded as the S3 artifact ``output``, the job's results."""
+    step = {
+        "name": "execute",
+        "metadata": {"annotations": {SCRIPTED: json.dumps(script)}},
+        "container": {"image": "alpine:3.20", "command": ["true"]},
+        "outputs": {"artifacts": [{"name": "output", "path": "/output", "archive": {"none": {}},
+                                   "s3": {"key": "{{workflow.name}}/output"}}]},
+    }
+    return {"metadata": {"name": name}, "spec": {"entrypoint": "execute", "templates": [step], **spec}}

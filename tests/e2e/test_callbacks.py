@@ -19,31 +19,21 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from conftest import Emulator, Pygeoapi
+from conftest import Emulator, Pygeoapi, scripted_template
 
 from pygeoapi_argo.jobs import JobStore
 from pygeoapi_argo.reconciler import LEASE
 
-SCRIPTED = "emulator.pygeoapi-argo.io/scripted"
 DATA = '{"answer": 42}'
 FAST = {"reconciler": {"lease_seconds": 3, "poll_seconds": 2}}
 
 
-def template(name: str, script: dict) -> dict:
-    step = {
-        "name": "execute",
-        "metadata": {"annotations": {SCRIPTED: json.dumps(script)}},
-        "container": {"image": "alpine:3.20", "command": ["true"]},
-        "outputs": {"artifacts": [{"name": "output", "path": "/output", "archive": {"none": {}},
-                                   "s3": {"key": "{{workflow.name}}/output"}}]},
-    }
-    return {"metadata": {"name": name}, "spec": {"entrypoint": "execute", "templates": [step]}}
 
 
 TEMPLATES = [
-    template("cb-slow", {"sleep": 4, "outputs": {"/output/data.json": DATA}}),
-    template("cb-quick", {"outputs": {"/output/data.json": DATA}}),
-    template("cb-fail", {"sleep": 0.5, "exitCode": 3}),
+    scripted_template("cb-slow", {"sleep": 4, "outputs": {"/output/data.json": DATA}}),
+    scripted_template("cb-quick", {"outputs": {"/output/data.json": DATA}}),
+    scripted_template("cb-fail", {"sleep": 0.5, "exitCode": 3}),
 ]
 
 

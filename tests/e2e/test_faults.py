@@ -13,7 +13,6 @@ test reads the job store itself, so no request of the test can have done it inst
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -23,27 +22,15 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from conftest import Emulator, PrivateS3, Pygeoapi
+from conftest import Emulator, PrivateS3, Pygeoapi, scripted_template
 from ogc_schemas import assert_valid
 
-SCRIPTED = "emulator.pygeoapi-argo.io/scripted"
 JSON = {"Accept": "application/json"}
 DATA = '{"answer": 42}'
 LOG_LINES = [f"line {i}" for i in range(1, 6)]
 FINAL = ("successful", "failed", "dismissed")
 
 
-def scripted_template(name: str, script: dict) -> dict:
-    """A one-step WorkflowTemplate that does exactly what ``script`` says (the emulator's scripted
-    mode); a file it writes under ``/output`` is the S3 artifact ``output``."""
-    step = {
-        "name": "execute",
-        "metadata": {"annotations": {SCRIPTED: json.dumps(script)}},
-        "container": {"image": "alpine:3.20", "command": ["true"]},
-        "outputs": {"artifacts": [{"name": "output", "path": "/output", "archive": {"none": {}},
-                                   "s3": {"key": "{{workflow.name}}/output"}}]},
-    }
-    return {"metadata": {"name": name}, "spec": {"entrypoint": "execute", "templates": [step]}}
 
 
 TEMPLATES = [

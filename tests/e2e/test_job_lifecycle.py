@@ -12,7 +12,6 @@ same work on its own schedule.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -22,10 +21,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-from conftest import Emulator, Pygeoapi, S3Server
+from conftest import Emulator, Pygeoapi, S3Server, scripted_template
 from ogc_schemas import assert_valid
 
-SCRIPTED = "emulator.pygeoapi-argo.io/scripted"
 JSON = {"Accept": "application/json"}
 DATA = '{"answer": 42}'
 VANISHED = re.compile(r"disappeared|vanished", re.IGNORECASE)
@@ -34,17 +32,6 @@ VANISHED = re.compile(r"disappeared|vanished", re.IGNORECASE)
 # --- test-only processes ---------------------------------------------------------------------------
 
 
-def scripted_template(name: str, script: dict, **spec) -> dict:
-    """A one-step WorkflowTemplate whose step does exactly what ``script`` says; a file the script
-    writes under ``/output`` is uploaded as the S3 artifact ``output`` (the job's results)."""
-    step = {
-        "name": "execute",
-        "metadata": {"annotations": {SCRIPTED: json.dumps(script)}},
-        "container": {"image": "alpine:3.20", "command": ["true"]},
-        "outputs": {"artifacts": [{"name": "output", "path": "/output", "archive": {"none": {}},
-                                   "s3": {"key": "{{workflow.name}}/output"}}]},
-    }
-    return {"metadata": {"name": name}, "spec": {"entrypoint": "execute", "templates": [step], **spec}}
 
 
 TEMPLATES = [
