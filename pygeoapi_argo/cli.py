@@ -265,12 +265,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         wait_http(f"{url}/processes", api)
         print(f"ready {url}", flush=True)
         print(f"""
-Try it:
-  curl -s {url}/processes
-  curl -si -X POST {url}/processes/echo/execution -H 'Content-Type: application/json' \\
-       -d '{{"inputs": {{"message": "hello Argo"}}}}'      # 201, Location: {url}/jobs/<id>
-  curl -s {url}/jobs/<id>            # status
-  curl -s {url}/jobs/<id>/results    # results (signed S3 URLs)
+Try it (or open {url} in a browser):
+  curl -s '{url}/processes?f=json'
+  curl -s -X POST {url}/processes/echo/execution -H 'Content-Type: application/json' \\
+       -d '{{"inputs": {{"message": "hello Argo"}}}}'      # echo may run sync: 200, the value
+  curl -si -X POST {url}/processes/buffer/execution -H 'Content-Type: application/json' \\
+       -d '{{"inputs": {{"geometry": {{"type": "Point", "coordinates": [16.37, 48.21]}}, "distance": 0.01}}}}'
+                                     # async only: 201, Location: {url}/jobs/<id>
+  curl -s '{url}/jobs/<id>?f=json'           # status
+  curl -s '{url}/jobs/<id>/results?f=json'   # results: signed S3 URLs
 Argo emulator: {argo_url}   S3: {s3_url}   state and logs: {state}
 Ctrl-C stops everything.""", flush=True)
         signal.signal(signal.SIGTERM, _interrupt)
