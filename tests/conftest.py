@@ -80,8 +80,10 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         (root / bucket).mkdir()
     port = free_port()
     proc = serve_s3(root, port)
-    yield S3Server(f"http://127.0.0.1:{port}", S3_ACCESS_KEY, S3_SECRET_KEY, root)
-    stop(proc)
+    try:
+        yield S3Server(f"http://127.0.0.1:{port}", S3_ACCESS_KEY, S3_SECRET_KEY, root)
+    finally:
+        stop(proc)
 
 
 @dataclass
@@ -110,8 +112,10 @@ def private_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateS3]:
     port = free_port()
     server = PrivateS3(f"http://127.0.0.1:{port}", S3_ACCESS_KEY, S3_SECRET_KEY, root, port=port)
     server.start()
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @dataclass
@@ -161,9 +165,11 @@ def start_emulator(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> It
         wait_http(url + "/api/v1/version", proc)
         return Emulator(url=url, namespace=namespace, proc=proc, token=token)
 
-    yield start
-    for proc in started:
-        stop(proc)
+    try:
+        yield start
+    finally:
+        for proc in started:
+            stop(proc)
 
 
 @pytest.fixture(scope="session")
@@ -241,10 +247,12 @@ def start_pygeoapi(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> It
         wait_http(f"{url}/conformance", proc)
         return Pygeoapi(url=url, config=config, proc=proc)
 
-    yield start
-    for proc in started:
-        if proc.poll() is None:
-            stop(proc)
+    try:
+        yield start
+    finally:
+        for proc in started:
+            if proc.poll() is None:
+                stop(proc)
 
 
 @pytest.fixture(scope="session")
@@ -355,8 +363,10 @@ def stac_api(postgres: Postgres) -> Iterator[StacApi]:
            "PGPORT": str(postgres.port), "PGDATABASE": name, "ENABLE_TRANSACTIONS_EXTENSIONS": "true"}
     api = StacApi(url=f"http://127.0.0.1:{port}", env=env, port=port)
     api.start()
-    yield api
-    api.stop()
+    try:
+        yield api
+    finally:
+        api.stop()
 
 
 SCRIPTED = "emulator.pygeoapi-argo.io/scripted"  # the emulator's scripted mode (see emulator/executor.py)
