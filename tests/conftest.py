@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +21,9 @@ from pathlib import Path
 
 import boto3
 import pytest
+import requests
 from botocore.config import Config
+from ogc_schemas import assert_valid
 
 from pygeoapi_argo.cli import free_port, stop, wait_http
 
@@ -186,7 +189,32 @@ class Pygeoapi:
     def stop(self) -> None:
         stop(self.proc)
 
+    def job(self, job_id: str) -> dict:
+        """``GET /jobs/{id}``: must answer 200 with a valid OGC statusInfo."""
+        resp = requests.get(f"{self.url}/jobs/{job_id}", headers=ACCEPT_JSON, timeout=60)
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        assert_valid("statusInfo.yaml", body)
+        return body
 
+    def jobs(self, limit: int = 100) -> dict[str, dict]:
+        """``GET /jobs``: must answer 200 with a valid OGC jobList; the jobs by id."""
+        resp = requests.get(f"{self.url}/jobs", params={"limit": limit}, headers=ACCEPT_JSON, timeout=60)
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        assert_valid("jobList.yaml", body)
+        return {j["jobID"]: j for j in body["jobs"]}
+
+    def wait(self, job_id: str, *wanted: str, timeout: float = 20) -> dict:
+        """Poll the job until its status is one of ``wanted``."""
+        deadline = time.monotonic() + timeout
+        while (body := self.job(job_id))["status"] not in wanted:
+            assert time.monotonic() < deadline, f"job {job_id} still {body['status']}, not {wanted}: {body}"
+            time.sleep(0.2)
+        return body
+
+
+ACCEPT_JSON = {"Accept": "application/json"}  # pygeoapi answers HTML to ``Accept: */*`` on some pages
 PygeoapiFactory = Callable[..., Pygeoapi]
 
 

@@ -103,28 +103,6 @@ def ogc_exception(resp: requests.Response, status: int) -> dict:
     return body
 
 
-def job(server: Pygeoapi, job_id: str) -> dict:
-    resp = requests.get(f"{server.url}/jobs/{job_id}", headers=JSON, timeout=60)
-    assert resp.status_code == 200, resp.text
-    body = resp.json()
-    assert_valid("statusInfo.yaml", body)
-    return body
-
-
-def jobs(server: Pygeoapi) -> dict[str, dict]:
-    resp = requests.get(f"{server.url}/jobs", params={"limit": 1000}, headers=JSON, timeout=60)
-    assert resp.status_code == 200, resp.text
-    return {j["jobID"]: j for j in resp.json()["jobs"]}
-
-
-def wait_status(server: Pygeoapi, job_id: str, *wanted: str, timeout: float = 20) -> dict:
-    deadline = time.monotonic() + timeout
-    while (body := job(server, job_id))["status"] not in wanted:
-        assert time.monotonic() < deadline, f"job {job_id} still {body['status']}, not {wanted}: {body}"
-        time.sleep(0.2)
-    return body
-
-
 def fetch_output(server: Pygeoapi, job_id: str) -> str:
     resp = requests.get(f"{server.url}/jobs/{job_id}/results", headers=JSON, timeout=60)
     assert resp.status_code == 200, resp.text
@@ -214,13 +192,13 @@ def no_faults_left(request: pytest.FixtureRequest) -> Iterator[None]:
 def test_one_shot_5xx_on_create_fails_the_job_with_a_clear_503(server: Pygeoapi, argo: Emulator):
     """A create is not retried blindly (it may have happened): the client gets a 503 to retry, the
     job is recorded failed with the reason, never left accepted, and no workflow runs for it."""
-    before = set(jobs(server))
+    before = set(server.jobs(limit=1000))
     fault = arm(argo, operation="create_workflow", status=503)
     body = ogc_exception(execute(server, "fm-quick"), 503)
     assert "503" in body["description"], body
     assert hits(argo, fault) == 1
 
-    [job_id] = set(jobs(server)) - before
+    [job_id] = set(server.jobs(limit=1000)) - before
     status, message = stored(server)[job_id]
     assert status == "failed" and "submit" in message, (status, message)
     assert f"pygeoapi-job-{job_id}" not in workflow_names(argo)
@@ -229,9 +207,9 @@ def test_one_shot_5xx_on_create_fails_the_job_with_a_clear_503(server: Pygeoapi,
 
 def test_one_shot_5xx_on_a_read_is_retried_unseen(server: Pygeoapi, argo: Emulator):
     job_id = job_id_of(execute(server, "fm-hang"))
-    wait_status(server, job_id, "running")
+    server.wait(job_id, "running")
     fault = arm(argo, operation="get_workflow", status=502, path=f"pygeoapi-job-{job_id}$")
-    assert job(server, job_id)["status"] == "running"
+    assert server.job(job_id)["status"] == "running"
     assert hits(argo, fault) == 1
     assert requests.delete(f"{server.url}/jobs/{job_id}", timeout=60).status_code == 200
 
@@ -240,14 +218,14 @@ def test_permanent_5xx_answers_stored_states_and_jobs_catch_up_after(server: Pyg
     """Argo answers 500 to everything for a while: reads answer the last stored state, an execute a
     503; once Argo answers again the reconciler finishes the job nobody polls."""
     done = job_id_of(execute(server, "fm-quick"))
-    wait_status(server, done, "successful")
+    server.wait(done, "successful")
     live = job_id_of(execute(server, "fm-slow"))
-    wait_status(server, live, "running")
+    server.wait(live, "running")
 
     fault = arm(argo, operation="*", status=500, times=None)
-    assert job(server, done)["status"] == "successful"
-    assert job(server, live)["status"] == "running"
-    listed = jobs(server)
+    assert server.job(done)["status"] == "successful"
+    assert server.job(live)["status"] == "running"
+    listed = server.jobs(limit=1000)
     assert (listed[done]["status"], listed[live]["status"]) == ("successful", "running")
     assert fetch_output(server, done) == DATA
     ogc_exception(execute(server, "fm-quick"), 503)
@@ -266,16 +244,16 @@ def test_permanent_5xx_answers_stored_states_and_jobs_catch_up_after(server: Pyg
 
 def test_slow_reads_are_bounded_and_answer_the_stored_state(server: Pygeoapi, argo: Emulator):
     job_id = job_id_of(execute(server, "fm-hang"))
-    wait_status(server, job_id, "running")
+    server.wait(job_id, "running")
     fault = arm(argo, operation="get_workflow", delay=5, times=None, path=f"pygeoapi-job-{job_id}$")
     started = time.monotonic()
-    assert job(server, job_id)["status"] == "running"
+    assert server.job(job_id)["status"] == "running"
     # timeout 2 s, one retry: the client is answered in about 4 s, not held for the slow server
     assert time.monotonic() - started < 8
     assert hits(argo, fault) == 2
     clear(argo)
     assert requests.delete(f"{server.url}/jobs/{job_id}", timeout=60).status_code == 200
-    wait_status(server, job_id, "dismissed")
+    server.wait(job_id, "dismissed")
 
 
 def test_slow_create_that_lands_after_the_timeout_still_makes_the_job(server: Pygeoapi, argo: Emulator):
@@ -286,7 +264,7 @@ def test_slow_create_that_lands_after_the_timeout_still_makes_the_job(server: Py
     assert hits(argo, fault) == 1
     job_id = job_id_of(resp)
     wait_workflow(argo, job_id, "Succeeded")
-    assert wait_status(server, job_id, *FINAL)["status"] == "successful"
+    assert server.wait(job_id, *FINAL)["status"] == "successful"
     assert fetch_output(server, job_id) == DATA
 
 
@@ -295,7 +273,7 @@ def test_slow_create_that_lands_after_the_timeout_still_makes_the_job(server: Py
 
 def test_log_stream_dropped_mid_way_says_so(server: Pygeoapi, argo: Emulator):
     job_id = job_id_of(execute(server, "fm-hang"))
-    wait_status(server, job_id, "running")
+    server.wait(job_id, "running")
     fault = arm(argo, operation="workflow_logs", drop_after=2, path=f"pygeoapi-job-{job_id}/")
     lines = job_log(server, job_id)
     assert hits(argo, fault) == 1
@@ -308,7 +286,7 @@ def test_log_stream_dropped_mid_way_says_so(server: Pygeoapi, argo: Emulator):
 def test_log_archive_cut_off_is_retried_and_nothing_is_lost(server: Pygeoapi, argo: Emulator):
     job_id = job_id_of(execute(server, "fm-slow"))
     fault = arm(argo, operation="workflow_logs", drop_after=1, times=None, path=f"pygeoapi-job-{job_id}/")
-    wait_status(server, job_id, "successful", timeout=30)
+    server.wait(job_id, "successful", timeout=30)
     assert hits(argo, fault) >= 1  # the archive copy was cut off: the job is final, its log not kept yet
     clear(argo)
     deadline = time.monotonic() + 20
@@ -322,7 +300,7 @@ def test_log_archive_cut_off_is_retried_and_nothing_is_lost(server: Pygeoapi, ar
 
 def test_workflow_deleted_behind_our_back_fails_the_job_nobody_polls(server: Pygeoapi, argo: Emulator):
     job_id = job_id_of(execute(server, "fm-hang"))
-    wait_status(server, job_id, "running")
+    server.wait(job_id, "running")
     resp = requests.delete(f"{argo.url}/api/v1/workflows/{argo.namespace}/pygeoapi-job-{job_id}",
                            headers=argo.headers(), timeout=10)
     assert resp.status_code == 200, resp.text
@@ -338,7 +316,7 @@ def test_workflow_deleted_behind_our_back_fails_the_job_nobody_polls(server: Pyg
 def test_job_store_locked_for_a_few_seconds_loses_nothing(server: Pygeoapi, argo: Emulator):
     """Another writer holds the SQLite store exclusively for 3 s: requests wait for it (busy
     timeout) instead of failing, and every job made meanwhile runs to its end."""
-    before = set(jobs(server))
+    before = set(server.jobs(limit=1000))
     answers: list[requests.Response] = []
     locked = threading.Event()
 
@@ -366,7 +344,7 @@ def test_job_store_locked_for_a_few_seconds_loses_nothing(server: Pygeoapi, argo
     assert sorted(r.status_code for r in answers) == [200, 201, 201, 201, 201], [r.text for r in answers]
 
     new = [job_id_of(r) for r in answers if r.status_code == 201]
-    assert set(jobs(server)) - before == set(new)
+    assert set(server.jobs(limit=1000)) - before == set(new)
     assert {f"pygeoapi-job-{j}" for j in new} <= workflow_names(argo)
     wait_stored(server, new, lambda s: s == "successful")
 
@@ -388,23 +366,23 @@ def test_rotated_token_answers_503_until_pygeoapi_reads_the_new_one(start_emulat
     pygeoapi = start_pygeoapi(argo, resources=RESOURCES,
                               manager={**MANAGER, **argo_settings(argo, token_file=str(client_token))})
     live = job_id_of(execute(pygeoapi, "fm-slow"))
-    wait_status(pygeoapi, live, "running")
+    pygeoapi.wait(live, "running")
     client = requests.Session()  # keep-alive: the worker that describes fm-quick gets its execute
     assert client.get(f"{pygeoapi.url}/processes/fm-quick", headers=JSON, timeout=30).status_code == 200
 
     server_token.write_text("token-two\n")
     assert workflow(argo, live, one).status_code == 401
-    assert job(pygeoapi, live)["status"] == "running"
-    before = set(jobs(pygeoapi))
+    assert pygeoapi.job(live)["status"] == "running"
+    before = set(pygeoapi.jobs(limit=1000))
     with client:
         body = ogc_exception(client.post(f"{pygeoapi.url}/processes/fm-quick/execution", json={"inputs": {}},
                                          headers=JSON, timeout=60), 503)
     assert "credentials" in body["description"] and "token-" not in body["description"], body
-    [refused] = set(jobs(pygeoapi)) - before
+    [refused] = set(pygeoapi.jobs(limit=1000)) - before
     assert stored(pygeoapi)[refused][0] == "failed"
 
     client_token.write_text("token-two\n")
-    assert wait_status(pygeoapi, live, *FINAL)["status"] == "successful"
+    assert pygeoapi.wait(live, *FINAL)["status"] == "successful"
     assert fetch_output(pygeoapi, live) == DATA
     ok = job_id_of(execute(pygeoapi, "fm-quick"))
     wait_stored(pygeoapi, [ok], lambda s: s == "successful")
@@ -428,14 +406,14 @@ def test_s3_down_when_a_job_ends_keeps_it_open_until_its_results_are_read(start_
     wait_workflow(argo, job_id, "Succeeded")
     private_s3.stop()
     try:
-        body = job(pygeoapi, job_id)
+        body = pygeoapi.job(job_id)
         assert body["status"] == "running" and "S3" in body["message"], body
         resp = requests.get(f"{pygeoapi.url}/jobs/{job_id}/results", headers=JSON, timeout=60)
         ogc_exception(resp, 404)
         assert job_log(pygeoapi, job_id) == [f"execute: {line}" for line in LOG_LINES]  # live from Argo
     finally:
         private_s3.start()
-    assert job(pygeoapi, job_id)["status"] == "successful"
+    assert pygeoapi.job(job_id)["status"] == "successful"
     assert fetch_output(pygeoapi, job_id) == DATA
     assert job_log(pygeoapi, job_id) == [f"execute: {line}" for line in LOG_LINES]
     assert (private_s3.root / "artifacts" / f"pygeoapi-job-{job_id}" / "output" / "data.json").is_file()

@@ -68,37 +68,11 @@ def execute(server: Pygeoapi, process_id: str, timeout: float = 60) -> str:
     return resp.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
 
 
-def job(server: Pygeoapi, job_id: str) -> dict:
-    resp = requests.get(f"{server.url}/jobs/{job_id}", headers=JSON, timeout=60)
-    assert resp.status_code == 200, resp.text
-    body = resp.json()
-    assert_valid("statusInfo.yaml", body)
-    return body
-
-
-def jobs(server: Pygeoapi, limit: int = 100) -> dict[str, dict]:
-    resp = requests.get(f"{server.url}/jobs", params={"limit": limit}, headers=JSON, timeout=60)
-    assert resp.status_code == 200, resp.text
-    body = resp.json()
-    assert_valid("jobList.yaml", body)
-    return {j["jobID"]: j for j in body["jobs"]}
-
-
-def wait_status(server: Pygeoapi, job_id: str, *wanted: str, timeout: float = 20) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        body = job(server, job_id)
-        if body["status"] in wanted:
-            return body
-        assert time.monotonic() < deadline, f"job {job_id} still {body['status']}, not {wanted}"
-        time.sleep(0.2)
-
-
 def stays(server: Pygeoapi, job_id: str, status: str, seconds: float = 1.5) -> None:
     """The job keeps ``status`` for a while: the background reconciler has seen the workflow's end too."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        assert job(server, job_id)["status"] == status
+        assert server.job(job_id)["status"] == status
         time.sleep(0.3)
 
 
@@ -170,7 +144,7 @@ def thorough(start_pygeoapi, emulator: Emulator) -> Pygeoapi:
 
 def test_dismiss_running_job_terminates_its_workflow(lifecycle: Pygeoapi, emulator: Emulator):
     job_id = execute(lifecycle, "lc-hang")
-    wait_status(lifecycle, job_id, "running")
+    lifecycle.wait(job_id, "running")
 
     resp = dismiss(lifecycle, job_id)
     assert resp.status_code == 200, resp.text
@@ -184,11 +158,11 @@ def test_dismiss_running_job_terminates_its_workflow(lifecycle: Pygeoapi, emulat
 
     # the Failed workflow never turns the dismissed job into a failed one
     stays(lifecycle, job_id, "dismissed")
-    assert jobs(lifecycle)[job_id]["status"] == "dismissed"
+    assert lifecycle.jobs()[job_id]["status"] == "dismissed"
     again = dismiss(lifecycle, job_id)
     assert again.status_code == 200, again.text
     assert again.json()["status"] == "dismissed"
-    assert job(lifecycle, job_id)["status"] == "dismissed"
+    assert lifecycle.job(job_id)["status"] == "dismissed"
 
 
 def test_dismiss_answer_is_an_ogc_status_info(lifecycle: Pygeoapi):
@@ -200,7 +174,7 @@ def test_dismiss_answer_is_an_ogc_status_info(lifecycle: Pygeoapi):
 
 def test_dismiss_with_the_stop_strategy(thorough: Pygeoapi, emulator: Emulator):
     job_id = execute(thorough, "lc-hang")
-    wait_status(thorough, job_id, "running")
+    thorough.wait(job_id, "running")
     resp = dismiss(thorough, job_id)
     assert resp.status_code == 200, resp.text
     assert resp.json()["status"] == "dismissed"
@@ -225,13 +199,13 @@ def test_dismiss_straight_after_submit(lifecycle: Pygeoapi, emulator: Emulator):
 def test_dismiss_finished_job_keeps_workflow_and_results_by_default(lifecycle: Pygeoapi, emulator: Emulator,
                                                                     s3: S3Server):
     job_id = execute(lifecycle, "lc-quick")
-    wait_status(lifecycle, job_id, "successful")
+    lifecycle.wait(job_id, "successful")
     assert in_s3(s3, job_id)
 
     resp = dismiss(lifecycle, job_id)
     assert resp.status_code == 200, resp.text
     assert resp.json()["status"] == "dismissed"
-    assert job(lifecycle, job_id)["status"] == "dismissed"
+    assert lifecycle.job(job_id)["status"] == "dismissed"
     workflow = workflow_of(emulator, job_id)
     assert workflow.status_code == 200, workflow.text
     assert workflow.json()["status"]["phase"] == "Succeeded"  # nothing to stop: not touched
@@ -243,7 +217,7 @@ def test_dismiss_finished_job_keeps_workflow_and_results_by_default(lifecycle: P
 def test_dismiss_finished_job_deletes_workflow_and_results_when_configured(thorough: Pygeoapi,
                                                                           emulator: Emulator, s3: S3Server):
     job_id = execute(thorough, "lc-quick")
-    wait_status(thorough, job_id, "successful")
+    thorough.wait(job_id, "successful")
     assert fetch_output(results(thorough, job_id)) == DATA
     assert in_s3(s3, job_id)
 
@@ -251,7 +225,7 @@ def test_dismiss_finished_job_deletes_workflow_and_results_when_configured(thoro
     assert resp.status_code == 200, resp.text
     assert workflow_of(emulator, job_id).status_code == 404
     assert not in_s3(s3, job_id)
-    assert job(thorough, job_id)["status"] == "dismissed"
+    assert thorough.job(job_id)["status"] == "dismissed"
     assert dismiss(thorough, job_id).status_code == 200  # the workflow is gone: still idempotent
 
 
@@ -266,12 +240,12 @@ def test_dismiss_unknown_job_is_404(lifecycle: Pygeoapi):
 
 def test_job_record_outlives_workflow_garbage_collection(lifecycle: Pygeoapi, emulator: Emulator):
     job_id = execute(lifecycle, "lc-gc")
-    wait_status(lifecycle, job_id, "successful", timeout=15)
+    lifecycle.wait(job_id, "successful", timeout=15)
     wait_workflow(emulator, job_id, lambda r: r.status_code == 404)  # ttlStrategy deleted it
 
-    body = job(lifecycle, job_id)
+    body = lifecycle.job(job_id)
     assert body["status"] == "successful"
-    assert jobs(lifecycle)[job_id]["status"] == "successful"
+    assert lifecycle.jobs()[job_id]["status"] == "successful"
     assert fetch_output(results(lifecycle, job_id)) == DATA
 
 
@@ -285,7 +259,7 @@ def test_job_completes_across_a_pygeoapi_restart(start_pygeoapi, emulator: Emula
     first.stop()
 
     second = start_pygeoapi(emulator, config=first.config)
-    body = wait_status(second, job_id, "successful", "failed", timeout=20)
+    body = second.wait(job_id, "successful", "failed", timeout=20)
     assert body["status"] == "successful", body
     assert fetch_output(results(second, job_id)) == DATA
     second.stop()
@@ -313,9 +287,9 @@ def dead_argo(start_emulator, start_pygeoapi) -> DeadArgo:
     server = start_pygeoapi(argo, resources=RESOURCES)
     done = execute(server, "lc-quick")
     live = execute(server, "lc-hang")
-    wait_status(server, done, "successful")
-    wait_status(server, live, "running")
-    before = set(jobs(server))
+    server.wait(done, "successful")
+    server.wait(live, "running")
+    before = set(server.jobs())
     with requests.Session() as client:
         # Each gunicorn worker caches descriptions on its own, and a cold one rightly refuses an
         # execute before recording a job. The keep-alive connection sends the execute to the worker
@@ -332,16 +306,16 @@ def dead_argo(start_emulator, start_pygeoapi) -> DeadArgo:
 
 def test_finished_jobs_answer_from_the_job_store_without_argo(dead_argo: DeadArgo):
     server = dead_argo.server
-    assert job(server, dead_argo.done)["status"] == "successful"
+    assert server.job(dead_argo.done)["status"] == "successful"
     assert fetch_output(results(server, dead_argo.done)) == DATA  # signed afresh, S3 is still up
-    listed = jobs(server)
+    listed = server.jobs()
     assert listed[dead_argo.done]["status"] == "successful"
 
 
 def test_running_job_answers_its_last_known_state_without_argo(dead_argo: DeadArgo):
     server = dead_argo.server
-    assert job(server, dead_argo.live)["status"] == "running"
-    assert jobs(server)[dead_argo.live]["status"] == "running"
+    assert server.job(dead_argo.live)["status"] == "running"
+    assert server.jobs()[dead_argo.live]["status"] == "running"
 
 
 def test_argo_down_at_submit_fails_the_job_not_leaves_it_accepted(dead_argo: DeadArgo):
@@ -351,12 +325,12 @@ def test_argo_down_at_submit_fails_the_job_not_leaves_it_accepted(dead_argo: Dea
     assert "unreachable" in resp.json()["description"].lower(), resp.text
     assert dead_argo.submit_seconds < 20, "the submit was not bounded in time"
 
-    new = {k: v for k, v in jobs(dead_argo.server).items() if k not in dead_argo.before}
+    new = {k: v for k, v in dead_argo.server.jobs().items() if k not in dead_argo.before}
     assert len(new) == 1, new
     [(job_id, listed)] = new.items()
     assert listed["status"] == "failed", listed
     assert "unreachable" in listed["message"].lower(), listed
-    assert job(dead_argo.server, job_id)["status"] == "failed"
+    assert dead_argo.server.job(job_id)["status"] == "failed"
 
 
 # --- the Argo calls of requests, seen by a relay --------------------------------------------------
@@ -447,18 +421,18 @@ def test_create_that_happened_counts_as_submitted(relayed: Pygeoapi, relay: Rela
         relay.mode = "pass"
     assert relay.creates == creates + 1  # one create call from pygeoapi, never resubmitted blindly
     assert workflow_of(emulator, job_id).status_code == 200
-    body = wait_status(relayed, job_id, "successful", "failed")
+    body = relayed.wait(job_id, "successful", "failed")
     assert body["status"] == "successful", body
     assert fetch_output(results(relayed, job_id)) == DATA
 
 
 def test_finished_jobs_make_no_argo_calls(relayed: Pygeoapi, relay: Relay):
     job_id = execute(relayed, "lc-quick")
-    wait_status(relayed, job_id, "successful")
+    relayed.wait(job_id, "successful")
     seen = len(relay.requests)
-    assert job(relayed, job_id)["status"] == "successful"
+    assert relayed.job(job_id)["status"] == "successful"
     assert fetch_output(results(relayed, job_id)) == DATA
-    assert all(j["status"] == "successful" for j in jobs(relayed).values())
+    assert all(j["status"] == "successful" for j in relayed.jobs().values())
     assert relay.requests[seen:] == []
 
 
@@ -466,7 +440,7 @@ def test_job_list_refreshes_its_page_with_one_argo_call(relayed: Pygeoapi, relay
     live = [execute(relayed, "lc-hang") for _ in range(3)]
     try:
         seen = len(relay.requests)
-        listed = jobs(relayed)
+        listed = relayed.jobs()
         calls = relay.requests[seen:]
         assert len(calls) == 1 and calls[0].startswith("GET /api/v1/workflows/"), calls
         assert {listed[j]["status"] for j in live} <= {"accepted", "running"}
@@ -477,18 +451,18 @@ def test_job_list_refreshes_its_page_with_one_argo_call(relayed: Pygeoapi, relay
 
 def test_workflow_vanished_while_running_fails_the_job(relayed: Pygeoapi, emulator: Emulator):
     by_status, by_list = execute(relayed, "lc-hang"), execute(relayed, "lc-hang")
-    wait_status(relayed, by_status, "running")
-    wait_status(relayed, by_list, "running")
+    relayed.wait(by_status, "running")
+    relayed.wait(by_list, "running")
     for job_id in (by_status, by_list):
         resp = requests.delete(f"{emulator.url}/api/v1/workflows/{emulator.namespace}/pygeoapi-job-{job_id}",
                                headers=emulator.headers(), timeout=10)
         assert resp.status_code == 200, resp.text
 
     # one job noticed by its status request, the other by the list's single Argo call
-    body = job(relayed, by_status)
+    body = relayed.job(by_status)
     assert body["status"] == "failed"
     assert VANISHED.search(body["message"]), body
-    listed = jobs(relayed)[by_list]
+    listed = relayed.jobs()[by_list]
     assert listed["status"] == "failed"
     assert VANISHED.search(listed["message"]), listed
-    assert job(relayed, by_list)["status"] == "failed"
+    assert relayed.job(by_list)["status"] == "failed"

@@ -75,17 +75,6 @@ def execute(server: Pygeoapi, process_id: str) -> str:
     return resp.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
 
 
-def wait_status(server: Pygeoapi, job_id: str, wanted: str, timeout: float = 20) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        resp = requests.get(f"{server.url}/jobs/{job_id}", headers=JSON, timeout=60)
-        assert resp.status_code == 200, resp.text
-        if resp.json()["status"] == wanted:
-            return resp.json()
-        assert time.monotonic() < deadline, f"job {job_id} is {resp.json()['status']}, not {wanted}"
-        time.sleep(0.2)
-
-
 def logs(server: Pygeoapi, job_id: str, **params) -> requests.Response:
     return requests.get(f"{server.url}/jobs/{job_id}/logs", params=params, timeout=60)
 
@@ -115,13 +104,13 @@ def delete_workflow(argo: Emulator, job_id: str) -> None:
 def steps_job(server: Pygeoapi, argo: Emulator) -> str:
     """A finished two-step job whose workflow (and pods) Argo has since deleted."""
     job_id = execute(server, "logs-steps")
-    wait_status(server, job_id, "successful")
+    server.wait(job_id, "successful")
     delete_workflow(argo, job_id)
     return job_id
 
 
 def test_status_links_the_logs(server: Pygeoapi, steps_job: str):
-    body = wait_status(server, steps_job, "successful")
+    body = server.wait(steps_job, "successful")
     assert_valid("statusInfo.yaml", body)
     link = next(link for link in body["links"] if link["rel"] == "logs")
     assert link == {"href": f"{server.url}/jobs/{steps_job}/logs", "rel": "logs", "type": "text/plain",
@@ -165,7 +154,7 @@ def test_unknown_job_is_404(server: Pygeoapi):
 
 def test_logs_after_pod_gc_come_from_argos_log_artifacts(server: Pygeoapi, argo: Emulator, s3: S3Server):
     job_id = execute(server, "logs-gc")
-    wait_status(server, job_id, "successful")
+    server.wait(job_id, "successful")
     assert argo_live_log(argo, job_id) == ""  # the emulator collected the pod: no live log left
     assert text(server, job_id, step="execute") == ["collected 1", "collected 2"]
     assert not (s3.root / "results" / "jobs" / "logs" / job_id).exists()  # Argo's copy, not ours
@@ -175,7 +164,7 @@ def test_logs_after_pod_gc_come_from_argos_log_artifacts(server: Pygeoapi, argo:
 
 def test_live_logs_of_a_running_job(server: Pygeoapi, argo: Emulator):
     job_id = execute(server, "logs-live")
-    wait_status(server, job_id, "running")
+    server.wait(job_id, "running")
     deadline = time.monotonic() + 10
     while (lines := text(server, job_id, step="execute")) != ["started", "working"]:
         assert time.monotonic() < deadline, lines
